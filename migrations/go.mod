@@ -1,0 +1,3 @@
+module github.com/lanasr/lanasr/migrations
+
+go 1.24
