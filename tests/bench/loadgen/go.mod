@@ -1,0 +1,3 @@
+module github.com/lanasr/lanasr/tests/bench/loadgen
+
+go 1.24
