@@ -1,0 +1,173 @@
+package http
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net"
+	"net/http"
+	"time"
+
+	asr "github.com/lanasr/lanasr/gateway-go"
+)
+
+// ShutdownTimeout is how long Close waits for requests in flight.
+const ShutdownTimeout = 5 * time.Second
+
+// Server is the gateway's HTTP server. Set its services before Open.
+type Server struct {
+	ln     net.Listener
+	server *http.Server
+	mux    *http.ServeMux
+
+	// Addr is the address to listen on, e.g. "127.0.0.1:8080" or ":0".
+	Addr string
+
+	// Logger receives request logs and internal errors (slog.Default if nil).
+	Logger *slog.Logger
+
+	TaskService   asr.TaskService
+	WorkerService asr.WorkerService
+	EventService  asr.EventService
+	HealthService asr.HealthService
+	AudioStore    asr.AudioStore
+	// CheckAudio validates uploads (audiocheck.Check in production).
+	CheckAudio asr.AudioChecker
+
+	// UI serves every path outside /api; a 404 when nil.
+	UI http.Handler
+
+	// MaxUploadBytes bounds the audio part of an upload.
+	MaxUploadBytes int64
+	// WorkerTimeout is how recent a heartbeat must be for a worker to count
+	// as active.
+	WorkerTimeout time.Duration
+	// KeepaliveInterval is how often an idle event stream gets a comment.
+	KeepaliveInterval time.Duration
+
+	// shutdown is closed by Close so long-lived streams end.
+	shutdown chan struct{}
+}
+
+// NewServer returns a server with its routes and defaults set.
+func NewServer() *Server {
+	s := &Server{
+		mux:               http.NewServeMux(),
+		MaxUploadBytes:    512 << 20,
+		WorkerTimeout:     15 * time.Second,
+		KeepaliveInterval: 15 * time.Second,
+		shutdown:          make(chan struct{}),
+	}
+	s.server = &http.Server{
+		Handler:           s,
+		ReadHeaderTimeout: 10 * time.Second,
+		IdleTimeout:       120 * time.Second,
+	}
+	s.routes()
+	return s
+}
+
+func (s *Server) routes() {
+	m := s.mux
+	m.HandleFunc("POST /api/v1/asr/submit", s.handleSubmit)
+	m.HandleFunc("GET /api/v1/asr/result/{id}", s.handleResult)
+	m.HandleFunc("GET /api/v1/asr/history", s.handleHistory)
+	m.HandleFunc("GET /api/v1/asr/audio/{id}", s.handleAudio)
+	m.HandleFunc("GET /api/v1/asr/export/{file}", s.handleExport)
+	m.HandleFunc("GET /api/v1/asr/queue/status", s.handleQueueStatus)
+	m.HandleFunc("POST /api/v1/asr/retry/{id}", s.handleRetry)
+	m.HandleFunc("POST /api/v1/asr/cancel/{id}", s.handleCancel)
+	m.HandleFunc("DELETE /api/v1/asr/task/{id}", s.handleDelete)
+	m.HandleFunc("GET /api/v1/workers", s.handleWorkers)
+	m.HandleFunc("GET /api/v1/health", s.handleHealth)
+	m.HandleFunc("GET /api/v1/events", s.handleEvents)
+	m.HandleFunc("/api/", s.handleAPINotFound)
+	m.HandleFunc("/", s.handleUI)
+}
+
+// ServeHTTP serves a request through the router and the request log.
+func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
+	s.logRequests(s.mux).ServeHTTP(w, r)
+}
+
+// Open listens on Addr and serves in a goroutine.
+func (s *Server) Open() (err error) {
+	if s.ln, err = net.Listen("tcp", s.Addr); err != nil {
+		return err
+	}
+	go func() {
+		if err := s.server.Serve(s.ln); err != nil && !errors.Is(err, http.ErrServerClosed) {
+			s.logger().Error("http server stopped", "error", err)
+		}
+	}()
+	return nil
+}
+
+// Close ends event streams and shuts the server down gracefully, waiting up
+// to ShutdownTimeout for requests in flight.
+func (s *Server) Close() error {
+	select {
+	case <-s.shutdown:
+	default:
+		close(s.shutdown)
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), ShutdownTimeout)
+	defer cancel()
+	return s.server.Shutdown(ctx)
+}
+
+// Port returns the TCP port the server listens on, 0 before Open.
+func (s *Server) Port() int {
+	if s.ln == nil {
+		return 0
+	}
+	return s.ln.Addr().(*net.TCPAddr).Port
+}
+
+// URL returns the server's base URL, with 127.0.0.1 for an unspecified or
+// loopback host.
+func (s *Server) URL() string {
+	if s.ln == nil {
+		return ""
+	}
+	addr := s.ln.Addr().(*net.TCPAddr)
+	host := addr.IP.String()
+	if addr.IP.IsUnspecified() || addr.IP.IsLoopback() {
+		host = "127.0.0.1"
+	}
+	return fmt.Sprintf("http://%s", net.JoinHostPort(host, fmt.Sprint(addr.Port)))
+}
+
+func (s *Server) logger() *slog.Logger {
+	if s.Logger != nil {
+		return s.Logger
+	}
+	return slog.Default()
+}
+
+func (s *Server) handleAPINotFound(w http.ResponseWriter, r *http.Request) {
+	for _, method := range []string{http.MethodGet, http.MethodPost, http.MethodDelete} {
+		if method == r.Method {
+			continue
+		}
+		r2 := r.Clone(r.Context())
+		r2.Method = method
+		if _, pattern := s.mux.Handler(r2); pattern != "/api/" && pattern != "" {
+			w.Header().Set("Allow", method)
+			writeJSON(w, http.StatusMethodNotAllowed, &ErrorResponse{
+				Error: fmt.Sprintf("Method %s is not allowed here; use %s.", r.Method, method), Code: asr.EINVALID,
+			})
+			return
+		}
+	}
+	s.Error(w, r, asr.Errorf(asr.ENOTFOUND, "No API endpoint at %s.", r.URL.Path))
+}
+
+func (s *Server) handleUI(w http.ResponseWriter, r *http.Request) {
+	if s.UI == nil {
+		http.NotFound(w, r)
+		return
+	}
+	s.UI.ServeHTTP(w, r)
+}

@@ -1,0 +1,86 @@
+-- name: TaskInsert :one
+INSERT INTO transcriptions (
+    id, kind, status, filename, audio_key, audio_size, content_type,
+    language_requested, hotwords, priority, job_id
+) VALUES (
+    @id, 'file', 'queued', @filename, @audio_key, @audio_size, @content_type,
+    sqlc.narg('language_requested'), @hotwords, @priority, @job_id
+)
+RETURNING *;
+
+-- name: TaskGetByID :one
+SELECT *
+FROM transcriptions
+WHERE id = @id;
+
+-- name: TaskGetByIDForUpdate :one
+SELECT *
+FROM transcriptions
+WHERE id = @id
+FOR UPDATE;
+
+-- name: TaskList :many
+SELECT *
+FROM transcriptions
+WHERE (sqlc.narg('status')::text IS NULL OR status = sqlc.narg('status')::text)
+  AND (sqlc.narg('kind')::text IS NULL OR kind = sqlc.narg('kind')::text)
+  AND (sqlc.narg('pattern')::text IS NULL
+       OR text ILIKE sqlc.narg('pattern')::text
+       OR filename ILIKE sqlc.narg('pattern')::text)
+ORDER BY created_at DESC, id DESC
+LIMIT @max OFFSET @skip;
+
+-- name: TaskCount :one
+SELECT count(*)
+FROM transcriptions
+WHERE (sqlc.narg('status')::text IS NULL OR status = sqlc.narg('status')::text)
+  AND (sqlc.narg('kind')::text IS NULL OR kind = sqlc.narg('kind')::text)
+  AND (sqlc.narg('pattern')::text IS NULL
+       OR text ILIKE sqlc.narg('pattern')::text
+       OR filename ILIKE sqlc.narg('pattern')::text);
+
+-- name: TaskCountByStatus :many
+SELECT status, count(*) AS count
+FROM transcriptions
+GROUP BY status;
+
+-- name: TaskResetForRetry :one
+UPDATE transcriptions
+SET status = 'queued',
+    progress = 0,
+    error = NULL,
+    text = '',
+    language = NULL,
+    duration_s = NULL,
+    model = NULL,
+    engine = NULL,
+    worker = NULL,
+    rtf = NULL,
+    engine_s = NULL,
+    started_at = NULL,
+    finished_at = NULL,
+    job_id = @job_id
+WHERE id = @id
+RETURNING *;
+
+-- name: TaskSetCanceled :one
+UPDATE transcriptions
+SET status = 'canceled',
+    finished_at = now()
+WHERE id = @id
+RETURNING *;
+
+-- name: TaskDelete :exec
+DELETE FROM transcriptions
+WHERE id = @id;
+
+-- name: TaskAvgProcessingSeconds :one
+-- Mean wall time of the most recent finished transcriptions, for wait estimates.
+SELECT coalesce(avg(extract(epoch FROM (finished_at - started_at))), 0)::double precision AS seconds
+FROM (
+    SELECT started_at, finished_at
+    FROM transcriptions
+    WHERE status = 'done' AND started_at IS NOT NULL AND finished_at IS NOT NULL
+    ORDER BY finished_at DESC
+    LIMIT 20
+) recent;

@@ -1,0 +1,25 @@
+-- name: WorkerList :many
+SELECT sqlc.embed(workers),
+       (state <> 'gone' AND last_heartbeat > now() - make_interval(secs => @timeout_s::double precision))::boolean AS active
+FROM workers
+ORDER BY last_heartbeat DESC, id;
+
+-- name: WorkerCountActive :one
+SELECT count(*) AS workers,
+       count(*) FILTER (WHERE state = 'busy') AS workers_busy
+FROM workers
+WHERE state <> 'gone'
+  AND last_heartbeat > now() - make_interval(secs => @timeout_s::double precision);
+
+-- name: WorkerActiveEngines :many
+SELECT DISTINCT engine
+FROM workers
+WHERE state <> 'gone'
+  AND last_heartbeat > now() - make_interval(secs => @timeout_s::double precision)
+ORDER BY engine;
+
+-- name: WorkerActiveConcurrency :one
+SELECT coalesce(sum(greatest(concurrency, 1)), 0)::bigint AS slots
+FROM workers
+WHERE state <> 'gone'
+  AND last_heartbeat > now() - make_interval(secs => @timeout_s::double precision);
