@@ -5,6 +5,7 @@ go 1.26
 replace github.com/lanasr/lanasr/migrations => ../migrations
 
 require (
+	github.com/coder/websocket v1.8.15
 	github.com/google/uuid v1.6.0
 	github.com/jackc/pgx/v5 v5.12.0
 	github.com/jackc/puddle/v2 v2.2.3

@@ -126,6 +126,8 @@ type QueueStatus struct {
 	Canceled    int
 	Workers     int
 	WorkersBusy int
+	// Live counts the live sessions receiving audio.
+	Live int
 }
 
 // SubmitReceipt is what the gateway tells a client about a new task.

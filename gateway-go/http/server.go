@@ -35,6 +35,23 @@ type Server struct {
 	// CheckAudio validates uploads (audiocheck.Check in production).
 	CheckAudio asr.AudioChecker
 
+	// LiveService, CaptionService and LiveStore serve live sessions over
+	// WebSocket (at / for upgrade requests and at /api/v1/asr/stream).
+	LiveService    asr.LiveService
+	CaptionService asr.CaptionService
+	LiveStore      asr.LiveAudioStore
+	// LiveMaxSessions bounds the open live sockets (0: no limit).
+	LiveMaxSessions int
+	// WSMaxFrameBytes bounds one WebSocket message.
+	WSMaxFrameBytes int64
+	// WSIdleTimeout ends a live session whose client sends nothing for that long.
+	WSIdleTimeout time.Duration
+	// LiveFinalWait is how long a socket waits for the final caption after
+	// the client's end of speech.
+	LiveFinalWait time.Duration
+	// LivePollInterval is how often open sessions' workers are checked.
+	LivePollInterval time.Duration
+
 	// UI serves every path outside /api; a 404 when nil.
 	UI http.Handler
 
@@ -48,6 +65,10 @@ type Server struct {
 
 	// shutdown is closed by Close so long-lived streams end.
 	shutdown chan struct{}
+	// baseCtx is cancelled by Close so live sockets end.
+	baseCtx    context.Context
+	baseCancel context.CancelFunc
+	live       liveRegistry
 }
 
 // NewServer returns a server with its routes and defaults set.
@@ -57,8 +78,14 @@ func NewServer() *Server {
 		MaxUploadBytes:    512 << 20,
 		WorkerTimeout:     15 * time.Second,
 		KeepaliveInterval: 15 * time.Second,
+		LiveMaxSessions:   32,
+		WSMaxFrameBytes:   1024 << 10,
+		WSIdleTimeout:     60 * time.Second,
+		LiveFinalWait:     60 * time.Second,
+		LivePollInterval:  2 * time.Second,
 		shutdown:          make(chan struct{}),
 	}
+	s.baseCtx, s.baseCancel = context.WithCancel(context.Background())
 	s.server = &http.Server{
 		Handler:           s,
 		ReadHeaderTimeout: 10 * time.Second,
@@ -82,6 +109,7 @@ func (s *Server) routes() {
 	m.HandleFunc("GET /api/v1/workers", s.handleWorkers)
 	m.HandleFunc("GET /api/v1/health", s.handleHealth)
 	m.HandleFunc("GET /api/v1/events", s.handleEvents)
+	m.HandleFunc("GET /api/v1/asr/stream", s.handleStream)
 	m.HandleFunc("/api/", s.handleAPINotFound)
 	m.HandleFunc("/", s.handleUI)
 }
@@ -112,9 +140,18 @@ func (s *Server) Close() error {
 	default:
 		close(s.shutdown)
 	}
+	s.baseCancel()
 	ctx, cancel := context.WithTimeout(context.Background(), ShutdownTimeout)
 	defer cancel()
-	return s.server.Shutdown(ctx)
+	err := s.server.Shutdown(ctx)
+	// Live sockets are hijacked: Shutdown does not wait for them.
+	done := make(chan struct{})
+	go func() { s.live.wg.Wait(); close(done) }()
+	select {
+	case <-done:
+	case <-ctx.Done():
+	}
+	return err
 }
 
 // Port returns the TCP port the server listens on, 0 before Open.
@@ -165,6 +202,10 @@ func (s *Server) handleAPINotFound(w http.ResponseWriter, r *http.Request) {
 }
 
 func (s *Server) handleUI(w http.ResponseWriter, r *http.Request) {
+	if r.URL.Path == "/" && isWebSocketUpgrade(r) {
+		s.handleStream(w, r)
+		return
+	}
 	if s.UI == nil {
 		http.NotFound(w, r)
 		return

@@ -64,6 +64,9 @@ func setup(t *testing.T, opts ...func(*asrhttp.Server)) *testBundle {
 	s.HealthService = db
 	s.AudioStore = store
 	s.CheckAudio = audiocheck.Check
+	s.LiveService = postgres.NewLiveService(db)
+	s.CaptionService = listener
+	s.LiveStore = store
 	s.UI = ui.Handler(t.TempDir())
 	for _, opt := range opts {
 		opt(s)
@@ -588,7 +591,7 @@ func TestTaskLifecycle(t *testing.T) {
 		resp, v := b.getJSON(t, "GET", "/api/v1/asr/queue/status")
 		require.Equal(t, http.StatusOK, resp.StatusCode)
 		require.Equal(t, map[string]any{"queued": 2.0, "processing": 0.0, "done": 1.0, "failed": 0.0,
-			"canceled": 0.0, "workers": 0.0, "workers_busy": 0.0}, v)
+			"canceled": 0.0, "workers": 0.0, "workers_busy": 0.0, "live": 0.0}, v)
 
 		// The second upload waits behind the first.
 		resp, body := b.submit(t, "audio", "a.wav", dbtest.ReadSpeech(t, "jfk_en.wav"), nil)

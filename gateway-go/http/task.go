@@ -360,6 +360,7 @@ type QueueStatusResponse struct {
 	Canceled    int `json:"canceled"`
 	Workers     int `json:"workers"`
 	WorkersBusy int `json:"workers_busy"`
+	Live        int `json:"live"`
 }
 
 func (s *Server) handleQueueStatus(w http.ResponseWriter, r *http.Request) {
@@ -370,6 +371,6 @@ func (s *Server) handleQueueStatus(w http.ResponseWriter, r *http.Request) {
 	}
 	writeJSON(w, http.StatusOK, &QueueStatusResponse{
 		Queued: st.Queued, Processing: st.Processing, Done: st.Done, Failed: st.Failed,
-		Canceled: st.Canceled, Workers: st.Workers, WorkersBusy: st.WorkersBusy,
+		Canceled: st.Canceled, Workers: st.Workers, WorkersBusy: st.WorkersBusy, Live: st.Live,
 	})
 }

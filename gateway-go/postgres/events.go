@@ -7,6 +7,7 @@ import (
 	"sync/atomic"
 	"time"
 
+	"github.com/google/uuid"
 	"github.com/jackc/pgx/v5"
 	asr "github.com/lanasr/lanasr/gateway-go"
 	"github.com/lanasr/lanasr/gateway-go/postgres/internal/dbsqlc"
@@ -16,16 +17,24 @@ import (
 // (internal/dbsqlc/event.sql names it too).
 const EventChannel = "asr_events"
 
+// CaptionChannel is the LISTEN/NOTIFY channel workers send live captions on,
+// with payload {"session_id", "msg"}.
+const CaptionChannel = "asr_captions"
+
 // ListenerApplicationName is the application_name of the LISTEN connection,
 // so it can be told apart in pg_stat_activity.
 const ListenerApplicationName = "asr-gateway-events"
 
 // Ensure the interface is implemented.
-var _ asr.EventService = (*Listener)(nil)
+var (
+	_ asr.EventService   = (*Listener)(nil)
+	_ asr.CaptionService = (*Listener)(nil)
+)
 
-// Listener holds one dedicated LISTEN connection on EventChannel, reconnecting
-// with exponential backoff, and fans each notification out to subscribers.
-// A subscriber whose buffer is full loses the event instead of blocking.
+// Listener holds one dedicated LISTEN connection on EventChannel and
+// CaptionChannel, reconnecting with exponential backoff, and fans each event
+// out to subscribers and each caption to its session's queue. A subscriber
+// whose buffer is full loses the event instead of blocking.
 type Listener struct {
 	connConfig *pgx.ConnConfig
 	logger     *slog.Logger
@@ -37,6 +46,7 @@ type Listener struct {
 
 	mu     sync.Mutex
 	subs   map[*subscription]struct{}
+	caps   map[uuid.UUID]*asr.CaptionQueue
 	ready  chan struct{}
 	isUp   atomic.Bool
 	conns  atomic.Int64
@@ -65,6 +75,7 @@ func NewListener(databaseURL string, logger *slog.Logger) (*Listener, error) {
 		MinBackoff: 100 * time.Millisecond,
 		MaxBackoff: 5 * time.Second,
 		subs:       make(map[*subscription]struct{}),
+		caps:       make(map[uuid.UUID]*asr.CaptionQueue),
 		ready:      make(chan struct{}),
 	}, nil
 }
@@ -112,6 +123,30 @@ func (l *Listener) Subscribe() asr.Subscription {
 	l.subs[s] = struct{}{}
 	l.mu.Unlock()
 	return s
+}
+
+// SubscribeCaptions pushes the captions of session id to q until the returned
+// function is called. A later subscription for the same id replaces this one.
+func (l *Listener) SubscribeCaptions(id uuid.UUID, q *asr.CaptionQueue) func() {
+	l.mu.Lock()
+	l.caps[id] = q
+	l.mu.Unlock()
+	return func() {
+		l.mu.Lock()
+		if l.caps[id] == q {
+			delete(l.caps, id)
+		}
+		l.mu.Unlock()
+	}
+}
+
+func (l *Listener) publishCaption(c asr.Caption) {
+	l.mu.Lock()
+	q := l.caps[c.SessionID]
+	l.mu.Unlock()
+	if q != nil {
+		q.Push(c)
+	}
 }
 
 func (l *Listener) unsubscribe(s *subscription) {
@@ -169,6 +204,9 @@ func (l *Listener) listen(ctx context.Context, onReady func()) error {
 	if err := dbsqlc.New(conn).EventListen(ctx); err != nil {
 		return err
 	}
+	if err := dbsqlc.New(conn).CaptionListen(ctx); err != nil {
+		return err
+	}
 	l.isUp.Store(true)
 	l.conns.Add(1)
 	onReady()
@@ -176,6 +214,15 @@ func (l *Listener) listen(ctx context.Context, onReady func()) error {
 		n, err := conn.WaitForNotification(ctx)
 		if err != nil {
 			return err
+		}
+		if n.Channel == CaptionChannel {
+			c, err := asr.ParseCaption([]byte(n.Payload))
+			if err != nil {
+				l.logger.Warn("ignoring malformed caption", "payload", n.Payload)
+				continue
+			}
+			l.publishCaption(c)
+			continue
 		}
 		ev, err := asr.ParseEvent([]byte(n.Payload))
 		if err != nil {

@@ -62,7 +62,12 @@ func TestMigrate(t *testing.T) {
 		require.Subset(t, tables, []string{
 			"procrastinate_events", "procrastinate_jobs", "procrastinate_periodic_defers",
 			"procrastinate_workers", "schema_version", "segments", "transcriptions", "workers",
+			"live_sessions", "live_chunks", "live_sentences",
 		})
+
+		chunkCols := queryStrings(t, bundle.url, `SELECT column_name::text FROM information_schema.columns
+			WHERE table_schema = 'public' AND table_name = 'live_chunks' ORDER BY ordinal_position`)
+		require.Equal(t, []string{"session_id", "seq", "pcm", "is_last", "received_at"}, chunkCols)
 
 		views := queryStrings(t, bundle.url, `SELECT table_name::text FROM information_schema.views
 			WHERE table_schema = 'public' ORDER BY 1`)
@@ -82,12 +87,13 @@ func TestMigrate(t *testing.T) {
 		require.Subset(t, funcs, []string{
 			"procrastinate_defer_jobs_v1", "procrastinate_cancel_job_v1", "procrastinate_fetch_job_v2",
 			"procrastinate_retry_job_v2", "asr_notify_transcription", "asr_notify_worker",
+			"asr_notify_live_chunk",
 		})
 
 		triggers := queryStrings(t, bundle.url, `SELECT DISTINCT trigger_name::text FROM information_schema.triggers
-			WHERE event_object_table IN ('transcriptions', 'workers') ORDER BY 1`)
+			WHERE event_object_table IN ('transcriptions', 'workers', 'live_chunks') ORDER BY 1`)
 		require.Subset(t, triggers, []string{"transcriptions_notify_insert", "transcriptions_notify_update",
-			"workers_notify_insert", "workers_notify_update"})
+			"workers_notify_insert", "workers_notify_update", "live_chunks_notify"})
 
 		exts := queryStrings(t, bundle.url, `SELECT extname::text FROM pg_extension ORDER BY 1`)
 		require.Contains(t, exts, "pg_trgm")

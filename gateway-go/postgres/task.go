@@ -299,6 +299,11 @@ func (s *TaskService) QueueStatus(ctx context.Context, workerTimeout time.Durati
 		return nil, wrapErr(err)
 	}
 	st.Workers, st.WorkersBusy = int(w.Workers), int(w.WorkersBusy)
+	live, err := q.LiveSessionCountOpen(ctx)
+	if err != nil {
+		return nil, wrapErr(err)
+	}
+	st.Live = int(live)
 	return &st, nil
 }
 

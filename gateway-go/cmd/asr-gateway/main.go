@@ -76,6 +76,10 @@ type Config struct {
 	UIDir         string
 	LogLevel      string
 	Migrate       bool
+
+	LiveMaxSessions int
+	WSMaxFrameKB    int64
+	WSIdle          time.Duration
 }
 
 // Main is the program, kept apart from main() so tests can run it.
@@ -114,6 +118,9 @@ var settings = []setting{
 	{"ui-dir", "ASR_UI_DIR", "", "serve the frontend from this directory instead of the embedded build"},
 	{"log-level", "ASR_LOG_LEVEL", "info", "debug, info, warn or error"},
 	{"migrate", "ASR_MIGRATE", "true", "serve: apply pending migrations at start"},
+	{"live-max-sessions", "ASR_LIVE_MAX_SESSIONS", "32", "most live WebSocket sessions open at once"},
+	{"ws-max-frame-kb", "ASR_WS_MAX_FRAME_KB", "1024", "largest WebSocket message, in KiB"},
+	{"ws-idle-s", "ASR_WS_IDLE_S", "60", "seconds without a frame after which a live client counts as gone"},
 }
 
 // ParseFlags reads the subcommand, the flags and the environment into
@@ -177,6 +184,21 @@ func (m *Main) ParseFlags(ctx context.Context, args []string) error {
 	if c.Migrate, err = strconv.ParseBool(*values["migrate"]); err != nil {
 		return fmt.Errorf("migrate: want true or false, got %q", *values["migrate"])
 	}
+	n, err := strconv.Atoi(*values["live-max-sessions"])
+	if err != nil || n < 1 {
+		return fmt.Errorf("live-max-sessions: want a positive integer, got %q", *values["live-max-sessions"])
+	}
+	c.LiveMaxSessions = n
+	kb, err := strconv.ParseInt(*values["ws-max-frame-kb"], 10, 64)
+	if err != nil || kb < 1 || kb > 1<<20 {
+		return fmt.Errorf("ws-max-frame-kb: want a positive integer, got %q", *values["ws-max-frame-kb"])
+	}
+	c.WSMaxFrameKB = kb
+	idle, err := strconv.ParseFloat(*values["ws-idle-s"], 64)
+	if err != nil || idle <= 0 {
+		return fmt.Errorf("ws-idle-s: want a positive number, got %q", *values["ws-idle-s"])
+	}
+	c.WSIdle = time.Duration(idle * float64(time.Second))
 	if c.DatabaseURL == "" {
 		return errors.New("no database: set DATABASE_URL or -database-url")
 	}
@@ -237,6 +259,12 @@ func (m *Main) Run(ctx context.Context) error {
 	s.UI = ui.Handler(m.Config.UIDir)
 	s.MaxUploadBytes = m.Config.MaxUploadMB << 20
 	s.WorkerTimeout = m.Config.WorkerTimeout
+	s.LiveService = postgres.NewLiveService(db)
+	s.CaptionService = m.Listener
+	s.LiveStore = store
+	s.LiveMaxSessions = m.Config.LiveMaxSessions
+	s.WSMaxFrameBytes = m.Config.WSMaxFrameKB << 10
+	s.WSIdleTimeout = m.Config.WSIdle
 	if err := s.Open(); err != nil {
 		return err
 	}

@@ -9,6 +9,9 @@ import (
 	"net/http"
 	"strings"
 	"testing"
+	"time"
+
+	"github.com/coder/websocket"
 
 	main "github.com/lanasr/lanasr/gateway-go/cmd/asr-gateway"
 	"github.com/lanasr/lanasr/gateway-go/internal/dbtest"
@@ -47,8 +50,8 @@ func TestMain_Migrate(t *testing.T) {
 			require.NoError(t, m.Run(ctx))
 			require.NoError(t, m.Close())
 		}
-		require.Contains(t, b.stdout.String(), "schema at version 2 (was 0, latest 2)")
-		require.Contains(t, b.stdout.String(), "schema at version 2 (was 2, latest 2)")
+		require.Contains(t, b.stdout.String(), "schema at version 3 (was 0, latest 3)") // 0003_live.sql
+		require.Contains(t, b.stdout.String(), "schema at version 3 (was 3, latest 3)")
 	})
 }
 
@@ -69,6 +72,16 @@ func TestMain_ParseFlags(t *testing.T) {
 		require.Equal(t, int64(7), m.Config.MaxUploadMB)
 		require.Equal(t, "2.5s", m.Config.WorkerTimeout.String())
 		require.Equal(t, "./.data/audio", m.Config.StorageDir)
+		require.Equal(t, 32, m.Config.LiveMaxSessions)
+		require.Equal(t, int64(1024), m.Config.WSMaxFrameKB)
+		require.Equal(t, "1m0s", m.Config.WSIdle.String())
+
+		m = newMain(b, t, map[string]string{"DATABASE_URL": "postgresql://x/y", "ASR_LIVE_MAX_SESSIONS": "1000",
+			"ASR_WS_MAX_FRAME_KB": "64", "ASR_WS_IDLE_S": "600"})
+		require.NoError(t, m.ParseFlags(ctx, []string{"-live-max-sessions", "2000"}))
+		require.Equal(t, 2000, m.Config.LiveMaxSessions)
+		require.Equal(t, int64(64), m.Config.WSMaxFrameKB)
+		require.Equal(t, "10m0s", m.Config.WSIdle.String())
 	})
 
 	t.Run("Errors", func(t *testing.T) {
@@ -78,6 +91,10 @@ func TestMain_ParseFlags(t *testing.T) {
 		require.ErrorContains(t, newMain(b, t, nil).ParseFlags(ctx, []string{"frobnicate"}), "unknown command")
 		env := map[string]string{"DATABASE_URL": "postgresql://x/y", "ASR_MAX_UPLOAD_MB": "lots"}
 		require.ErrorContains(t, newMain(b, t, env).ParseFlags(ctx, nil), "max-upload-mb")
+		for name, v := range map[string]string{"ASR_LIVE_MAX_SESSIONS": "0", "ASR_WS_MAX_FRAME_KB": "x", "ASR_WS_IDLE_S": "-1"} {
+			env := map[string]string{"DATABASE_URL": "postgresql://x/y", name: v}
+			require.Error(t, newMain(b, t, env).ParseFlags(ctx, nil), name)
+		}
 	})
 }
 
@@ -126,5 +143,18 @@ func TestMain_Serve(t *testing.T) {
 		require.NoError(t, err)
 		resp.Body.Close()
 		require.Equal(t, http.StatusOK, resp.StatusCode)
+
+		// The live WebSocket at /: no worker serves queue live yet.
+		c, _, err := websocket.Dial(ctx, "ws"+strings.TrimPrefix(base, "http")+"/", &websocket.DialOptions{Subprotocols: []string{"binary"}})
+		require.NoError(t, err)
+		defer c.CloseNow()
+		require.NoError(t, c.Write(ctx, websocket.MessageText, []byte(`{"mode":"2pass","wav_name":"x","is_speaking":true}`)))
+		rctx, cancel := context.WithTimeout(ctx, 5*time.Second)
+		defer cancel()
+		_, msg, err := c.Read(rctx)
+		require.NoError(t, err)
+		require.Contains(t, string(msg), `"code":"no_live_worker"`)
+		_, _, err = c.Read(rctx)
+		require.Equal(t, websocket.StatusTryAgainLater, websocket.CloseStatus(err))
 	})
 }

@@ -9,6 +9,16 @@ import (
 	"context"
 )
 
+const captionListen = `-- name: CaptionListen :exec
+LISTEN asr_captions
+`
+
+// Subscribes this connection to the live captions workers send.
+func (q *Queries) CaptionListen(ctx context.Context) error {
+	_, err := q.db.Exec(ctx, captionListen)
+	return err
+}
+
 const eventListen = `-- name: EventListen :exec
 LISTEN asr_events
 `

@@ -131,6 +131,44 @@ type HistorySegment struct {
 	Text   string
 }
 
+type LiveChunk struct {
+	SessionID  uuid.UUID
+	Seq        int32
+	Pcm        []byte
+	IsLast     bool
+	ReceivedAt time.Time
+}
+
+type LiveSentence struct {
+	SessionID   uuid.UUID
+	Idx         int32
+	StartMs     int32
+	EndMs       int32
+	Pcm         []byte
+	PartialText string
+	FinalText   *string
+	Status      string
+	EndedAt     time.Time
+	FinalizedAt *time.Time
+}
+
+type LiveSession struct {
+	ID            uuid.UUID
+	Mode          string
+	WavName       string
+	AudioFs       int32
+	ChunkSize     []int32
+	ChunkInterval int32
+	Hotwords      string
+	Itn           bool
+	State         string
+	Chunks        int32
+	ClientAddr    string
+	CreatedAt     time.Time
+	EndedAt       *time.Time
+	ClosedAt      *time.Time
+}
+
 type ProcrastinateEvent struct {
 	ID    int64
 	JobID int64

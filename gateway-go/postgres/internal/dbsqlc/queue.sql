@@ -37,3 +37,16 @@ ORDER BY id;
 DELETE FROM procrastinate_jobs
 WHERE id = @job_id::bigint
   AND status <> 'doing';
+
+-- name: QueueDeferLiveSession :one
+SELECT (procrastinate_defer_jobs_v1(ARRAY[
+    ROW(
+        'live',
+        'asr.live_session',
+        40,
+        sqlc.arg('lock')::text,
+        sqlc.arg('lock')::text,
+        jsonb_build_object('session_id', sqlc.arg('session_id')::text),
+        NULL::timestamptz
+    )::procrastinate_job_to_defer_v1
+]))[1]::bigint AS job_id;

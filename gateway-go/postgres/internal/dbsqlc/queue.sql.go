@@ -27,6 +27,32 @@ func (q *Queries) QueueCancelJob(ctx context.Context, arg QueueCancelJobParams) 
 	return job_id, err
 }
 
+const queueDeferLiveSession = `-- name: QueueDeferLiveSession :one
+SELECT (procrastinate_defer_jobs_v1(ARRAY[
+    ROW(
+        'live',
+        'asr.live_session',
+        40,
+        $1::text,
+        $1::text,
+        jsonb_build_object('session_id', $2::text),
+        NULL::timestamptz
+    )::procrastinate_job_to_defer_v1
+]))[1]::bigint AS job_id
+`
+
+type QueueDeferLiveSessionParams struct {
+	Lock      string
+	SessionID string
+}
+
+func (q *Queries) QueueDeferLiveSession(ctx context.Context, arg QueueDeferLiveSessionParams) (int64, error) {
+	row := q.db.QueryRow(ctx, queueDeferLiveSession, arg.Lock, arg.SessionID)
+	var job_id int64
+	err := row.Scan(&job_id)
+	return job_id, err
+}
+
 const queueDeferTranscribe = `-- name: QueueDeferTranscribe :one
 SELECT (procrastinate_defer_jobs_v1(ARRAY[
     ROW(

@@ -84,3 +84,19 @@ FROM (
     ORDER BY finished_at DESC
     LIMIT 20
 ) recent;
+
+-- name: TaskInsertLive :one
+INSERT INTO transcriptions (
+    id, kind, status, filename, hotwords, job_id, started_at
+) VALUES (
+    @id, 'live', 'processing', @filename, @hotwords, @job_id, now()
+)
+RETURNING *;
+
+-- name: TaskSetLiveAudio :exec
+UPDATE transcriptions
+SET audio_key = @audio_key,
+    audio_size = @audio_size,
+    content_type = 'audio/wav',
+    duration_s = @duration_s
+WHERE id = @id;

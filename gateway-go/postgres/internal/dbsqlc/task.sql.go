@@ -242,6 +242,61 @@ func (q *Queries) TaskInsert(ctx context.Context, arg TaskInsertParams) (Transcr
 	return i, err
 }
 
+const taskInsertLive = `-- name: TaskInsertLive :one
+INSERT INTO transcriptions (
+    id, kind, status, filename, hotwords, job_id, started_at
+) VALUES (
+    $1, 'live', 'processing', $2, $3, $4, now()
+)
+RETURNING id, kind, status, filename, audio_key, audio_size, content_type, language_requested, hotwords, priority, progress, text, language, duration_s, model, engine, worker, rtf, engine_s, error, job_id, attempts, created_at, started_at, finished_at, updated_at
+`
+
+type TaskInsertLiveParams struct {
+	ID       uuid.UUID
+	Filename string
+	Hotwords string
+	JobID    *int64
+}
+
+func (q *Queries) TaskInsertLive(ctx context.Context, arg TaskInsertLiveParams) (Transcription, error) {
+	row := q.db.QueryRow(ctx, taskInsertLive,
+		arg.ID,
+		arg.Filename,
+		arg.Hotwords,
+		arg.JobID,
+	)
+	var i Transcription
+	err := row.Scan(
+		&i.ID,
+		&i.Kind,
+		&i.Status,
+		&i.Filename,
+		&i.AudioKey,
+		&i.AudioSize,
+		&i.ContentType,
+		&i.LanguageRequested,
+		&i.Hotwords,
+		&i.Priority,
+		&i.Progress,
+		&i.Text,
+		&i.Language,
+		&i.DurationS,
+		&i.Model,
+		&i.Engine,
+		&i.Worker,
+		&i.Rtf,
+		&i.EngineS,
+		&i.Error,
+		&i.JobID,
+		&i.Attempts,
+		&i.CreatedAt,
+		&i.StartedAt,
+		&i.FinishedAt,
+		&i.UpdatedAt,
+	)
+	return i, err
+}
+
 const taskList = `-- name: TaskList :many
 SELECT id, kind, status, filename, audio_key, audio_size, content_type, language_requested, hotwords, priority, progress, text, language, duration_s, model, engine, worker, rtf, engine_s, error, job_id, attempts, created_at, started_at, finished_at, updated_at
 FROM transcriptions
@@ -414,4 +469,30 @@ func (q *Queries) TaskSetCanceled(ctx context.Context, id uuid.UUID) (Transcript
 		&i.UpdatedAt,
 	)
 	return i, err
+}
+
+const taskSetLiveAudio = `-- name: TaskSetLiveAudio :exec
+UPDATE transcriptions
+SET audio_key = $1,
+    audio_size = $2,
+    content_type = 'audio/wav',
+    duration_s = $3
+WHERE id = $4
+`
+
+type TaskSetLiveAudioParams struct {
+	AudioKey  *string
+	AudioSize *int64
+	DurationS *float64
+	ID        uuid.UUID
+}
+
+func (q *Queries) TaskSetLiveAudio(ctx context.Context, arg TaskSetLiveAudioParams) error {
+	_, err := q.db.Exec(ctx, taskSetLiveAudio,
+		arg.AudioKey,
+		arg.AudioSize,
+		arg.DurationS,
+		arg.ID,
+	)
+	return err
 }

@@ -23,3 +23,13 @@ SELECT coalesce(sum(greatest(concurrency, 1)), 0)::bigint AS slots
 FROM workers
 WHERE state <> 'gone'
   AND last_heartbeat > now() - make_interval(secs => @timeout_s::double precision);
+
+-- name: WorkerLiveAvailable :one
+-- Whether an active worker serves queue live.
+SELECT EXISTS (
+    SELECT 1
+    FROM workers
+    WHERE 'live' = ANY (queues)
+      AND state NOT IN ('gone', 'error')
+      AND last_heartbeat > now() - make_interval(secs => @timeout_s::double precision)
+)::boolean AS available;

@@ -121,3 +121,21 @@ func (q *Queries) WorkerList(ctx context.Context, timeoutS float64) ([]WorkerLis
 	}
 	return items, nil
 }
+
+const workerLiveAvailable = `-- name: WorkerLiveAvailable :one
+SELECT EXISTS (
+    SELECT 1
+    FROM workers
+    WHERE 'live' = ANY (queues)
+      AND state NOT IN ('gone', 'error')
+      AND last_heartbeat > now() - make_interval(secs => $1::double precision)
+)::boolean AS available
+`
+
+// Whether an active worker serves queue live.
+func (q *Queries) WorkerLiveAvailable(ctx context.Context, timeoutS float64) (bool, error) {
+	row := q.db.QueryRow(ctx, workerLiveAvailable, timeoutS)
+	var available bool
+	err := row.Scan(&available)
+	return available, err
+}
