@@ -1,0 +1,269 @@
+"""``asr-worker``: ``run`` serves the queues; ``check`` says what this machine can serve."""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import logging
+import os
+import signal
+import sys
+
+from .config import SETTINGS_HELP, ConfigError, Settings, load_settings
+
+__all__ = ["main", "run_worker", "check"]
+
+log = logging.getLogger("asr_worker")
+
+BATCH_QUEUES = {"batch"}
+SUPPORTED_QUEUES = {"batch"}
+
+
+def _parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="asr-worker",
+        description="LAN speech-to-text worker: transcribes the jobs the gateway queues in PostgreSQL.",
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+        epilog="settings (environment variables, also read from .env):\n" + SETTINGS_HELP,
+    )
+    sub = parser.add_subparsers(dest="command", metavar="{run,check}")
+    for name, text in (
+        ("run", "Serve ASR_WORKER_QUEUES until SIGINT/SIGTERM."),
+        ("check", "Print database, storage, engine and queue readiness; non-zero if nothing can be served."),
+    ):
+        sub.add_parser(
+            name,
+            help=text,
+            description=text,
+            formatter_class=argparse.RawDescriptionHelpFormatter,
+            epilog="settings (environment variables, also read from .env):\n" + SETTINGS_HELP,
+        )
+    return parser
+
+
+def _setup_logging(settings: Settings) -> None:
+    logging.basicConfig(
+        level=settings.log_level.upper(),
+        format="%(asctime)s %(levelname)s %(name)s: %(message)s",
+        stream=sys.stderr,
+    )
+    if settings.log_level.lower() != "debug":
+        for noisy in ("procrastinate", "faster_whisper", "psycopg.pool"):
+            logging.getLogger(noisy).setLevel(logging.WARNING)
+        logging.getLogger("procrastinate.worker").setLevel(logging.INFO)
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = _parser().parse_args(argv)
+    if args.command is None:
+        _parser().print_help()
+        return 2
+    try:
+        settings = load_settings()
+    except ConfigError as exc:
+        print(f"asr-worker: {exc}", file=sys.stderr)
+        return 2
+    _setup_logging(settings)
+    if args.command == "run":
+        return asyncio.run(run_worker(settings))
+    return asyncio.run(check(settings))
+
+
+async def run_worker(settings: Settings, *, stop: asyncio.Event | None = None) -> int:
+    """Run one worker until ``stop`` is set or SIGINT/SIGTERM arrives. Returns the exit code."""
+    import procrastinate.worker
+    from psycopg_pool import AsyncConnectionPool
+
+    from .engines import EngineError, load_engine
+    from .recovery import recovery_loop
+    from .registry import Registry
+    from .storage import Storage
+    from .tasks import Runtime, make_app
+
+    if not settings.database_url:
+        log.error("DATABASE_URL is not set.")
+        return 2
+    queues = [q for q in settings.queues if q in SUPPORTED_QUEUES]
+    unsupported = [q for q in settings.queues if q not in SUPPORTED_QUEUES]
+    if unsupported:
+        # Listening on a queue without its task would fail those jobs (TaskNotFound): leave them to others.
+        log.warning("Not serving queue(s) %s: this worker version has no task for them", ", ".join(unsupported))
+    if not queues:
+        log.error("None of ASR_WORKER_QUEUES=%s can be served by this worker.", ",".join(settings.queues))
+        return 2
+    worker_id = settings.resolved_worker_name()
+    stop = stop or asyncio.Event()
+    loop = asyncio.get_running_loop()
+    signals_seen = []
+
+    def on_signal(signum):
+        signals_seen.append(signum)
+        if len(signals_seen) > 1:
+            log.error("Second signal: exiting now")
+            os._exit(128 + signum)
+        log.info("Signal %s: stopping (a second one exits at once)", signal.Signals(signum).name)
+        stop.set()
+
+    installed = []
+    for signum in (signal.SIGINT, signal.SIGTERM):
+        try:
+            loop.add_signal_handler(signum, on_signal, signum)
+            installed.append(signum)
+        except (NotImplementedError, RuntimeError, ValueError):
+            pass
+
+    app = make_app(settings.database_url, max_size=max(6, settings.concurrency + 5))
+    try:
+        try:
+            await app.open_async()
+        except Exception as exc:
+            log.error("Cannot connect to the database (DATABASE_URL): %s", exc)
+            return 1
+        try:
+            pool: AsyncConnectionPool = app.connector.pool
+            registry = Registry(
+                pool,
+                worker_id,
+                queues=queues,
+                concurrency=settings.concurrency,
+                heartbeat_s=settings.heartbeat_s,
+            )
+            await registry.register(engine=settings.engine, device=settings.device, models={})
+            registry.start_heartbeat()
+            try:
+                try:
+                    load = asyncio.ensure_future(asyncio.to_thread(load_engine, settings))
+                    stopped = asyncio.ensure_future(stop.wait())
+                    await asyncio.wait({load, stopped}, return_when=asyncio.FIRST_COMPLETED)
+                    stopped.cancel()
+                    if not load.done():
+                        log.info("Stopped while loading models")
+                        await registry.set_state("gone")
+                        return 0
+                    engine = load.result()
+                except EngineError as exc:
+                    log.error("Models failed to load: %s", exc)
+                    await registry.set_state("error", error=str(exc))
+                    return 1
+                await registry.register(engine=engine.name, device=engine.device, models=engine.models, state="idle")
+                log.info(
+                    "Worker %s ready: engine=%s device=%s models=[%s] queues=%s",
+                    worker_id,
+                    engine.name,
+                    engine.device,
+                    ", ".join(f"{k}={v}" for k, v in engine.models.items() if not k.endswith("_path")),
+                    ",".join(queues),
+                )
+                runtime = Runtime(
+                    settings=settings,
+                    engine=engine,
+                    storage=Storage(settings.storage_url),
+                    registry=registry,
+                    pool=pool,
+                )
+                worker = procrastinate.worker.Worker(
+                    app,
+                    queues=queues,
+                    name=worker_id,
+                    concurrency=settings.concurrency,
+                    additional_context={"runtime": runtime},
+                    install_signal_handlers=False,
+                    update_heartbeat_interval=settings.heartbeat_s,
+                    stalled_worker_timeout=settings.stalled_after_s,
+                    shutdown_graceful_timeout=settings.shutdown_grace_s,
+                    fetch_job_polling_interval=2.0,
+                    abort_job_polling_interval=1.0,
+                )
+                worker_task = asyncio.create_task(worker.run(), name="procrastinate worker")
+                recovery = asyncio.create_task(
+                    recovery_loop(
+                        app,
+                        pool,
+                        stalled_after_s=settings.stalled_after_s,
+                        interval_s=settings.recovery_interval_s,
+                    ),
+                    name="stalled-job recovery",
+                )
+                watcher = asyncio.create_task(_track_worker_id(worker, registry))
+                stop_wait = asyncio.ensure_future(stop.wait())
+                await asyncio.wait({worker_task, stop_wait}, return_when=asyncio.FIRST_COMPLETED)
+                await registry.set_state("stopping")
+                recovery.cancel()
+                watcher.cancel()
+                worker.stop()
+                await asyncio.gather(worker_task, recovery, watcher, return_exceptions=True)
+                stop_wait.cancel()
+                if worker_task.done() and not worker_task.cancelled() and worker_task.exception():
+                    log.error("Worker stopped on an error: %s", worker_task.exception())
+                    await registry.set_state("gone", error=str(worker_task.exception()))
+                    return 1
+                await registry.set_state("gone")
+                log.info("Worker %s stopped", worker_id)
+                return 0
+            finally:
+                await registry.stop_heartbeat()
+        finally:
+            await app.close_async()
+    finally:
+        for signum in installed:
+            loop.remove_signal_handler(signum)
+
+
+async def _track_worker_id(worker, registry) -> None:
+    while True:
+        if worker.worker_id is not None and registry.procrastinate_worker_id != worker.worker_id:
+            registry.procrastinate_worker_id = worker.worker_id
+        await asyncio.sleep(0.5)
+
+
+async def check(settings: Settings) -> int:
+    """Print what this worker can do here. Non-zero exit when it can serve no queue."""
+    import psycopg
+
+    from .engines import EngineError, load_engine
+    from .storage import Storage, StorageError
+
+    ok_db = ok_store = ok_engine = False
+    if not settings.database_url:
+        print("database: NOT SET (DATABASE_URL)")
+    else:
+        try:
+            async with await psycopg.AsyncConnection.connect(settings.database_url, connect_timeout=5) as conn:
+                cur = await conn.execute(
+                    "SELECT current_setting('server_version'), to_regclass('procrastinate_jobs') IS NOT NULL, "
+                    "to_regclass('transcriptions') IS NOT NULL"
+                )
+                version, has_jobs, has_rows = await cur.fetchone()
+            ok_db = has_jobs and has_rows
+            print(
+                f"database: {'ok' if ok_db else 'NOT MIGRATED'} (PostgreSQL {version}"
+                f"{'' if ok_db else ', run `asr-gateway migrate`'})"
+            )
+        except Exception as exc:
+            print(f"database: UNREACHABLE ({exc})".strip())
+    try:
+        print(f"storage: ok {Storage(settings.storage_url).check()}")
+        ok_store = True
+    except StorageError as exc:
+        print(f"storage: UNAVAILABLE ({exc})")
+    try:
+        engine = await asyncio.to_thread(load_engine, settings)
+        ok_engine = True
+        models = ", ".join(f"{k}={v}" for k, v in engine.models.items() if not k.endswith("_path"))
+        print(f"engine: {engine.name} ({models})")
+        print(f"device: {engine.device}")
+    except EngineError as exc:
+        print(f"engine: UNAVAILABLE ({exc})")
+    servable = []
+    for q in settings.queues:
+        if q not in SUPPORTED_QUEUES:
+            print(f"queue {q}: not implemented by this worker version")
+            continue
+        if ok_db and ok_engine and (q not in BATCH_QUEUES or ok_store):
+            servable.append(q)
+    print(f"queues: {', '.join(servable) if servable else 'NONE'} (asked: {', '.join(settings.queues)})")
+    return 0 if servable else 1
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,131 @@
+"""ASR engines and the factory that picks one for ``ASR_ENGINE`` (auto, funasr, offline)."""
+
+from __future__ import annotations
+
+import importlib.util
+import logging
+import socket
+import threading
+
+from ..config import Settings
+from .base import Aborted, Engine, EngineError, Segment, Transcript
+
+__all__ = ["load_engine", "funasr_usable", "Engine", "EngineError", "Aborted", "Segment", "Transcript"]
+
+log = logging.getLogger(__name__)
+
+_MODELSCOPE_HOST = ("www.modelscope.cn", 443)
+
+
+def _installed(name: str) -> bool:
+    try:
+        return importlib.util.find_spec(name) is not None
+    except (ImportError, ValueError):
+        return False
+
+
+def _hub_reachable(timeout: float = 2.0) -> bool:
+    result = [False]
+
+    def probe():
+        try:
+            socket.create_connection(_MODELSCOPE_HOST, timeout=timeout).close()
+            result[0] = True
+        except OSError:
+            pass
+
+    t = threading.Thread(target=probe, daemon=True)
+    t.start()
+    t.join(timeout + 1)
+    return result[0]
+
+
+def funasr_usable(settings: Settings) -> tuple[bool, str]:
+    """Whether the FunASR engine can be tried here, and if not, why (checked without importing it)."""
+    if not _installed("funasr"):
+        return False, "FunASR is not installed (the worker's `funasr` extra)"
+    if not _installed("torch"):
+        return False, "torch is not installed (the worker's `torch` extra)"
+    from .funasr_engine import modelscope_cached
+
+    names = [
+        n
+        for n in (settings.funasr_model, settings.funasr_vad_model, settings.funasr_punc_model)
+        if n and n.strip().lower() not in ("none", "off")
+    ]
+    missing = [n for n in names if modelscope_cached(n) is None]
+    if missing and not _hub_reachable():
+        return False, f"models {', '.join(missing)} are not downloaded and ModelScope cannot be reached"
+    return True, ""
+
+
+def load_engine(settings: Settings) -> Engine:
+    """Build the engine ``settings.engine`` asks for, loading its models once.
+
+    ``auto`` tries FunASR and falls back to the offline profile with a loud warning.
+    Raises EngineError when the chosen engine (or, for ``auto``, both) cannot load.
+    """
+    if settings.engine == "funasr":
+        return _funasr(settings)
+    if settings.engine == "offline":
+        return _offline(settings)
+    ok, why = funasr_usable(settings)
+    if ok:
+        try:
+            return _funasr(settings)
+        except EngineError as exc:
+            why = str(exc)
+    engine = _offline(settings)
+    log.warning(
+        "!!! FALLING BACK TO THE OFFLINE PROFILE: the FunASR engine is unavailable (%s). "
+        "Transcribing with engine=offline (%s). Set ASR_ENGINE=offline to silence this warning, "
+        "or install the funasr+torch extras and its models to use FunASR.",
+        why,
+        _names(engine.models),
+    )
+    return engine
+
+
+def _names(models: dict) -> str:
+    return ", ".join(f"{k}={v}" for k, v in models.items() if not k.endswith("_path"))
+
+
+def _funasr(settings: Settings) -> Engine:
+    from .funasr_engine import FunasrEngine
+
+    engine = FunasrEngine(
+        model=settings.funasr_model,
+        vad_model=settings.funasr_vad_model,
+        punc_model=settings.funasr_punc_model,
+        device=settings.device,
+        cpu_threads=settings.cpu_threads,
+    )
+    log.info("Engine funasr on %s: %s", engine.device, _names(engine.models))
+    return engine
+
+
+def _offline(settings: Settings) -> Engine:
+    from .offline import OfflineEngine
+
+    device = settings.device
+    if device == "auto":
+        device = "cuda" if _cuda_for_ctranslate2() else "cpu"
+    engine = OfflineEngine(
+        model=settings.offline_model,
+        vad_model=settings.offline_vad_model,
+        cache_dir=settings.model_cache,
+        device=device,
+        cpu_threads=settings.cpu_threads,
+        beam_size=settings.beam_size,
+    )
+    log.info("Engine offline on %s: %s", engine.device, _names(engine.models))
+    return engine
+
+
+def _cuda_for_ctranslate2() -> bool:
+    try:
+        import ctranslate2
+
+        return ctranslate2.get_cuda_device_count() > 0
+    except Exception:
+        return False

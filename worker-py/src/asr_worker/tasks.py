@@ -1,0 +1,199 @@
+"""Procrastinate app and tasks. ``asr.transcribe_file`` follows docs/CONTRACT.md's worker flow."""
+
+from __future__ import annotations
+
+import asyncio
+import dataclasses
+import logging
+import threading
+
+import procrastinate
+from procrastinate.exceptions import JobAborted
+from procrastinate.job_context import AbortReason, JobContext
+from psycopg_pool import AsyncConnectionPool
+
+from . import db
+from .audio import AudioDecodeError, decode_audio
+from .config import Settings
+from .engines import Aborted, Engine
+from .registry import Registry
+from .storage import AudioNotFoundError, InvalidKeyError, Storage
+from .text import normalize_language
+
+__all__ = ["app", "make_app", "Runtime", "transcribe_file", "TRANSCRIBE_FILE", "PROGRESS_INTERVAL_S"]
+
+log = logging.getLogger(__name__)
+
+TRANSCRIBE_FILE = "asr.transcribe_file"
+PROGRESS_INTERVAL_S = 0.5
+
+app = procrastinate.App(connector=procrastinate.PsycopgConnector())
+
+
+def make_app(database_url: str, *, min_size: int = 2, max_size: int = 10) -> procrastinate.App:
+    """The task app bound to ``database_url`` (tasks are shared with the module-level ``app``)."""
+    return app.with_connector(
+        procrastinate.PsycopgConnector(
+            conninfo=database_url,
+            min_size=min_size,
+            max_size=max_size,
+            kwargs={"application_name": "asr-worker"},
+        )
+    )
+
+
+@dataclasses.dataclass
+class Runtime:
+    """What a running worker process shares with its jobs: models, store, registry, database."""
+
+    settings: Settings
+    engine: Engine
+    storage: Storage
+    registry: Registry
+    pool: AsyncConnectionPool
+
+    @property
+    def worker_id(self) -> str:
+        return self.registry.worker_id
+
+
+class _Permanent(Exception):
+    """An input error no retry can fix: the row fails with this message."""
+
+
+@app.task(
+    name=TRANSCRIBE_FILE,
+    queue="batch",
+    pass_context=True,
+    retry=procrastinate.RetryStrategy(max_attempts=10, wait=0, retry_exceptions={JobAborted}),
+)
+async def transcribe_file(context: JobContext, task_id: str) -> dict:
+    """Transcribe one uploaded file and store its text and segments."""
+    runtime: Runtime = context.additional_context["runtime"]
+    return await _transcribe(runtime, context, task_id)
+
+
+async def _transcribe(rt: Runtime, context: JobContext, task_id: str) -> dict:
+    claim = await db.claim_transcription(rt.pool, task_id, rt.worker_id)
+    if claim is None:
+        log.info("Transcription %s is no longer queued (canceled or deleted): nothing to do", task_id)
+        return {"task_id": task_id, "skipped": True}
+    if claim.attempts > rt.settings.max_attempts:
+        msg = (
+            f"Gave up after {claim.attempts - 1} attempts: the worker processing this file stopped "
+            "each time before finishing it."
+        )
+        await db.fail_transcription(rt.pool, task_id, claim.attempts, msg)
+        return {"task_id": task_id, "status": "failed"}
+
+    await rt.registry.job_started(task_id)
+    counted, rtf = False, None
+    try:
+        result = await _run(rt, context, claim)
+        counted, rtf = result.get("status") == "done", result.get("rtf")
+        return result
+    finally:
+        try:
+            await asyncio.shield(rt.registry.job_finished(task_id, rtf=rtf, counted=counted))
+        except Exception as exc:
+            log.warning("Could not update the registry after %s: %s", task_id, exc)
+
+
+async def _run(rt: Runtime, context: JobContext, claim: db.Claim) -> dict:
+    task_id = claim.task_id
+    abort = threading.Event()
+    progress = {"value": 0.0}
+
+    def should_abort() -> bool:
+        return abort.is_set() or context.should_abort()
+
+    def on_progress(p: float) -> None:
+        progress["value"] = p
+
+    def work():
+        if not claim.audio_key:
+            raise _Permanent("The transcription has no audio file.")
+        try:
+            with rt.storage.open(claim.audio_key, task_id) as f:
+                audio = decode_audio(f)
+        except (AudioDecodeError, InvalidKeyError, AudioNotFoundError) as exc:
+            raise _Permanent(str(exc)) from exc
+        if should_abort():
+            raise Aborted()
+        return rt.engine.transcribe(
+            audio.samples,
+            language=normalize_language(claim.language_requested),
+            hotwords=claim.hotwords,
+            progress=on_progress,
+            should_abort=should_abort,
+        )
+
+    fut = asyncio.ensure_future(asyncio.to_thread(work))
+    # If this coroutine is cancelled, the thread still ends (at its next abort check): retrieve its outcome.
+    fut.add_done_callback(lambda f: f.cancelled() or f.exception())
+    reported = 0.0
+    try:
+        while True:
+            done, _ = await asyncio.wait({fut}, timeout=PROGRESS_INTERVAL_S)
+            if progress["value"] > reported and not done:
+                reported = progress["value"]
+                await _safe(db.set_progress(rt.pool, task_id, claim.attempts, min(reported, 0.99)))
+            if done:
+                break
+        transcript = fut.result()
+    except _Permanent as exc:
+        log.warning("Transcription %s failed: %s", task_id, exc)
+        await db.fail_transcription(rt.pool, task_id, claim.attempts, str(exc))
+        return {"task_id": task_id, "status": "failed", "error": str(exc)}
+    except (asyncio.CancelledError, Aborted) as exc:
+        abort.set()
+        reason = context.abort_reason()
+        if reason == AbortReason.SHUTDOWN or (reason is None and isinstance(exc, asyncio.CancelledError)):
+            log.warning("Worker stopping: transcription %s goes back to the queue", task_id)
+            await asyncio.shield(_safe(db.requeue_transcription(rt.pool, task_id, claim.attempts)))
+        else:
+            log.info("Transcription %s aborted on request", task_id)
+        raise JobAborted() from exc
+    except Exception as exc:
+        log.exception("Transcription %s failed unexpectedly", task_id)
+        await _safe(db.fail_transcription(rt.pool, task_id, claim.attempts, f"The worker failed: {exc}"))
+        raise
+
+    saved = await db.save_result(
+        rt.pool,
+        task_id,
+        claim.attempts,
+        text=transcript.text,
+        language=transcript.language,
+        duration_s=transcript.duration_s,
+        model=transcript.model,
+        engine=transcript.engine,
+        rtf=transcript.rtf,
+        engine_s=transcript.engine_s,
+        segments=[(s.start, s.end, s.text) for s in transcript.segments],
+    )
+    if not saved:
+        log.warning(
+            "Transcription %s attempt %d is stale (recovered elsewhere or canceled): result discarded",
+            task_id,
+            claim.attempts,
+        )
+        return {"task_id": task_id, "status": "stale"}
+    log.info(
+        "Transcribed %s: %.1f s audio in %.1f s (RTF %.3f, %s/%s, %d segments)",
+        task_id,
+        transcript.duration_s,
+        transcript.engine_s,
+        transcript.rtf or 0.0,
+        transcript.engine,
+        transcript.model,
+        len(transcript.segments),
+    )
+    return {"task_id": task_id, "status": "done", "rtf": transcript.rtf}
+
+
+async def _safe(coro) -> None:
+    try:
+        await coro
+    except Exception as exc:
+        log.warning("Database update failed: %s", exc)
