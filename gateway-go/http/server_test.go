@@ -685,6 +685,14 @@ func TestHealthAndWorkers(t *testing.T) {
 		resp, _ = b.getJSON(t, "GET", "/api/v1/health")
 		require.Equal(t, http.StatusServiceUnavailable, resp.StatusCode)
 
+		// Nor does one still loading its models, or one whose models failed to load.
+		b.exec(t, `INSERT INTO workers (id, host, pid, device, engine, queues, state)
+			VALUES ('loading', 'laptop', 8, 'cpu', 'auto', '{batch}', 'starting'),
+			       ('broken', 'laptop', 9, 'cpu', 'funasr', '{batch}', 'error')`)
+		resp, v = b.getJSON(t, "GET", "/api/v1/health")
+		require.Equal(t, http.StatusServiceUnavailable, resp.StatusCode)
+		require.EqualValues(t, 0, v["workers_active"])
+
 		b.exec(t, `INSERT INTO workers (id, host, pid, device, engine, queues, models, state)
 			VALUES ('master-1', 'master', 42, 'cuda', 'funasr', '{batch,live,final}', '{"asr":"paraformer-zh"}', 'idle')`)
 		resp, v = b.getJSON(t, "GET", "/api/v1/health")
@@ -696,13 +704,15 @@ func TestHealthAndWorkers(t *testing.T) {
 		resp, v = b.getJSON(t, "GET", "/api/v1/workers")
 		require.Equal(t, http.StatusOK, resp.StatusCode)
 		workers := v["workers"].([]any)
-		require.Len(t, workers, 2)
+		require.Len(t, workers, 4)
 		first := workers[0].(map[string]any)
 		require.Equal(t, "master-1", first["id"])
 		require.Equal(t, true, first["active"])
 		require.Equal(t, []any{"batch", "live", "final"}, first["queues"])
 		require.Equal(t, map[string]any{"asr": "paraformer-zh"}, first["models"])
-		require.Equal(t, false, workers[1].(map[string]any)["active"])
+		for _, w := range workers[1:] {
+			require.Equal(t, false, w.(map[string]any)["active"], "%v", w)
+		}
 	})
 }
 

@@ -1,6 +1,6 @@
 -- name: WorkerList :many
 SELECT sqlc.embed(workers),
-       (state <> 'gone' AND last_heartbeat > now() - make_interval(secs => @timeout_s::double precision))::boolean AS active
+       (state IN ('idle', 'busy') AND last_heartbeat > now() - make_interval(secs => @timeout_s::double precision))::boolean AS active
 FROM workers
 ORDER BY last_heartbeat DESC, id;
 
@@ -8,20 +8,20 @@ ORDER BY last_heartbeat DESC, id;
 SELECT count(*) AS workers,
        count(*) FILTER (WHERE state = 'busy') AS workers_busy
 FROM workers
-WHERE state <> 'gone'
+WHERE state IN ('idle', 'busy')
   AND last_heartbeat > now() - make_interval(secs => @timeout_s::double precision);
 
 -- name: WorkerActiveEngines :many
 SELECT DISTINCT engine
 FROM workers
-WHERE state <> 'gone'
+WHERE state IN ('idle', 'busy')
   AND last_heartbeat > now() - make_interval(secs => @timeout_s::double precision)
 ORDER BY engine;
 
 -- name: WorkerActiveConcurrency :one
 SELECT coalesce(sum(greatest(concurrency, 1)), 0)::bigint AS slots
 FROM workers
-WHERE state <> 'gone'
+WHERE state IN ('idle', 'busy')
   AND last_heartbeat > now() - make_interval(secs => @timeout_s::double precision);
 
 -- name: WorkerLiveAvailable :one
@@ -30,6 +30,6 @@ SELECT EXISTS (
     SELECT 1
     FROM workers
     WHERE 'live' = ANY (queues)
-      AND state NOT IN ('gone', 'error')
+      AND state IN ('idle', 'busy')
       AND last_heartbeat > now() - make_interval(secs => @timeout_s::double precision)
 )::boolean AS available;

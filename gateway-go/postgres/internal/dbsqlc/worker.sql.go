@@ -12,7 +12,7 @@ import (
 const workerActiveConcurrency = `-- name: WorkerActiveConcurrency :one
 SELECT coalesce(sum(greatest(concurrency, 1)), 0)::bigint AS slots
 FROM workers
-WHERE state <> 'gone'
+WHERE state IN ('idle', 'busy')
   AND last_heartbeat > now() - make_interval(secs => $1::double precision)
 `
 
@@ -26,7 +26,7 @@ func (q *Queries) WorkerActiveConcurrency(ctx context.Context, timeoutS float64)
 const workerActiveEngines = `-- name: WorkerActiveEngines :many
 SELECT DISTINCT engine
 FROM workers
-WHERE state <> 'gone'
+WHERE state IN ('idle', 'busy')
   AND last_heartbeat > now() - make_interval(secs => $1::double precision)
 ORDER BY engine
 `
@@ -55,7 +55,7 @@ const workerCountActive = `-- name: WorkerCountActive :one
 SELECT count(*) AS workers,
        count(*) FILTER (WHERE state = 'busy') AS workers_busy
 FROM workers
-WHERE state <> 'gone'
+WHERE state IN ('idle', 'busy')
   AND last_heartbeat > now() - make_interval(secs => $1::double precision)
 `
 
@@ -73,7 +73,7 @@ func (q *Queries) WorkerCountActive(ctx context.Context, timeoutS float64) (Work
 
 const workerList = `-- name: WorkerList :many
 SELECT workers.id, workers.host, workers.pid, workers.device, workers.engine, workers.queues, workers.models, workers.concurrency, workers.state, workers.current_task, workers.jobs_done, workers.avg_rtf, workers.procrastinate_worker_id, workers.version, workers.error, workers.started_at, workers.last_heartbeat,
-       (state <> 'gone' AND last_heartbeat > now() - make_interval(secs => $1::double precision))::boolean AS active
+       (state IN ('idle', 'busy') AND last_heartbeat > now() - make_interval(secs => $1::double precision))::boolean AS active
 FROM workers
 ORDER BY last_heartbeat DESC, id
 `
@@ -127,7 +127,7 @@ SELECT EXISTS (
     SELECT 1
     FROM workers
     WHERE 'live' = ANY (queues)
-      AND state NOT IN ('gone', 'error')
+      AND state IN ('idle', 'busy')
       AND last_heartbeat > now() - make_interval(secs => $1::double precision)
 )::boolean AS available
 `
