@@ -71,10 +71,10 @@ def _url_file(data: Path) -> Path:
 def _running(data: Path) -> bool:
     if not (data / "postmaster.pid").exists():
         return False
-    r = subprocess.run(
-        [_bin("pg_ctl"), "status", "-D", str(data)], capture_output=True, text=True
-    )
-    return r.returncode == 0
+    cmd = [_bin("pg_ctl"), "status", "-D", str(data)]
+    if os.geteuid() == 0:  # pg_ctl refuses to run as root, even for status
+        cmd = ["runuser", "-u", RUN_AS, "--", *cmd]
+    return subprocess.run(cmd, capture_output=True, text=True).returncode == 0
 
 
 def _psql(port: int, sql: str, db: str = "postgres") -> None:
