@@ -28,7 +28,7 @@ export ASR_GATEWAY_BIN := $(GATEWAY_BIN)
 
 .PHONY: help
 help: ## List the targets
-	@awk 'BEGIN {FS = ":.*## "} /^[a-zA-Z_-]+:.*## / {printf "  \033[36m%-14s\033[0m %s\n", $$1, $$2}' $(MAKEFILE_LIST)
+	@awk 'BEGIN {FS = ":.*## "} /^[a-zA-Z0-9_-]+:.*## / {printf "  \033[36m%-14s\033[0m %s\n", $$1, $$2}' $(MAKEFILE_LIST)
 
 # ---------------------------------------------------------------------------------------------
 # Set-up
@@ -95,7 +95,7 @@ db-url: ## Print the database URL of the running stack
 	@if [ -n "$$DATABASE_URL" ]; then echo "$$DATABASE_URL"; else cat .data/db-url 2>/dev/null || { echo "no stack here yet: run make run" >&2; exit 1; }; fi
 
 .PHONY: migrate
-migrate: gateway ## Apply migrations to $$DATABASE_URL (or the running stack's database)
+migrate: gateway ## Apply migrations to DATABASE_URL (or the running stack's database)
 	@DATABASE_URL="$${DATABASE_URL:-$$(cat .data/db-url)}" $(GATEWAY_BIN) migrate
 
 # ---------------------------------------------------------------------------------------------
@@ -103,7 +103,7 @@ migrate: gateway ## Apply migrations to $$DATABASE_URL (or the running stack's d
 
 .PHONY: test
 test: build ## Every test suite, against a throwaway PostgreSQL cluster
-	@$(VPY) scripts/testdb.py -- $(MAKE) --no-print-directory test-go test-py test-frontend test-e2e
+	@$(VPY) scripts/testdb.py -- $(MAKE) --no-print-directory generate-check test-go test-py test-frontend test-e2e
 
 .PHONY: test-go
 test-go: gateway ## Go tests (needs ASR_TEST_DATABASE_URL; make test provides it)
