@@ -58,7 +58,7 @@ $(VENV)/.synced: worker-py/pyproject.toml worker-py/uv.lock $(UV) | $(TORCH_DIR)
 .PHONY: venv
 venv: $(VENV)/.synced ## Python venv (worker, tests, tools) from the lock file
 
-$(GATEWAY_BIN): $(GO_SOURCES)
+$(GATEWAY_BIN): $(GO_SOURCES) $(wildcard gateway-go/ui/dist/index.html)
 	@echo ">> building the gateway"
 	cd gateway-go && go build -trimpath -o $(GATEWAY_BIN) ./cmd/asr-gateway
 
@@ -103,7 +103,7 @@ migrate: gateway ## Apply migrations to DATABASE_URL (or the running stack's dat
 
 .PHONY: test
 test: build ## Every test suite, against a throwaway PostgreSQL cluster
-	@$(VPY) scripts/testdb.py -- $(MAKE) --no-print-directory generate-check test-go test-py test-frontend test-e2e
+	@$(VPY) scripts/testdb.py -- $(MAKE) --no-print-directory generate-check test-go test-py test-frontend test-e2e test-browser
 
 .PHONY: test-go
 test-go: gateway ## Go tests (needs ASR_TEST_DATABASE_URL; make test provides it)
@@ -119,7 +119,19 @@ test-frontend: frontend ## Frontend unit tests
 
 .PHONY: test-e2e
 test-e2e: build ## End-to-end tests over the real processes
-	$(VENV)/bin/pytest -q tests
+	$(VENV)/bin/pytest -q tests --ignore=tests/browser
+
+.PHONY: chromium
+chromium: ## Debian's Chromium and CJK fonts for the browser tests (apt-get; needs root)
+	@scripts/ensure-chromium.sh
+
+.PHONY: test-browser
+test-browser: build chromium ## Browser tests: Chromium with a fake microphone against the real stack
+	$(VENV)/bin/pytest -q tests/browser
+
+.PHONY: screenshots
+screenshots: build chromium ## Refresh docs/screenshots from the browser tests
+	@$(VPY) scripts/testdb.py -- env UPDATE_SCREENSHOTS=1 $(VENV)/bin/pytest -q tests/browser
 
 .PHONY: generate
 generate: ## Regenerate sqlc code from gateway-go/postgres/*.sql

@@ -52,6 +52,10 @@ export interface HistoryQuery {
   q?: string;
   status?: string;
   kind?: string;
+  /** Created at or after this instant (RFC 3339). */
+  from?: string;
+  /** Created before this instant (RFC 3339). */
+  to?: string;
 }
 
 export interface QueueStatus {

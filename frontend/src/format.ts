@@ -80,3 +80,38 @@ export function formatPercent(fraction: number | null | undefined): string {
   const f = typeof fraction === 'number' && Number.isFinite(fraction) ? fraction : 0;
   return `${Math.round(Math.min(1, Math.max(0, f)) * 100)}%`;
 }
+
+/** A `YYYY-MM-DD` date input value, or null when it is not one. */
+export function parseDateInput(v: string | null | undefined): { y: number; m: number; d: number } | null {
+  const m = /^(\d{4})-(\d{2})-(\d{2})$/.exec(v ?? '');
+  if (!m) return null;
+  const y = +m[1];
+  const mo = +m[2];
+  const d = +m[3];
+  const dt = new Date(y, mo - 1, d);
+  if (dt.getFullYear() !== y || dt.getMonth() !== mo - 1 || dt.getDate() !== d) return null;
+  return { y, m: mo, d };
+}
+
+/**
+ * The instants a local-date range covers: `from` is the start of its day, `to` the start of the
+ * day after (exclusive), both as RFC 3339 UTC; either may be missing.
+ */
+export function dateRange(from: string, to: string): { from?: string; to?: string } {
+  const out: { from?: string; to?: string } = {};
+  const f = parseDateInput(from);
+  const t = parseDateInput(to);
+  if (f) out.from = new Date(f.y, f.m - 1, f.d).toISOString();
+  if (t) out.to = new Date(t.y, t.m - 1, t.d + 1).toISOString();
+  return out;
+}
+
+/** Whether an RFC 3339 time lies in a range made by `dateRange`. */
+export function inRange(iso: string | null | undefined, range: { from?: string; to?: string }): boolean {
+  if (!range.from && !range.to) return true;
+  const t = iso ? Date.parse(iso) : NaN;
+  if (!Number.isFinite(t)) return false;
+  if (range.from && t < Date.parse(range.from)) return false;
+  if (range.to && t >= Date.parse(range.to)) return false;
+  return true;
+}

@@ -7,6 +7,7 @@ import { mountTranscribe } from './pages/transcribe';
 import { mountHistory } from './pages/history';
 import { mountDetail } from './pages/detail';
 import { mountSystem } from './pages/system';
+import { mountLive } from './pages/live';
 
 export interface PageContext {
   params: Record<string, string>;
@@ -26,6 +27,7 @@ interface Route {
 // Adding a page (the live microphone page, for one) is one entry here.
 const routes: Route[] = [
   { path: '/', mount: mountTranscribe, nav: { key: 'nav.transcribe', id: 'transcribe', active: ['/'] } },
+  { path: '/live', mount: mountLive, nav: { key: 'nav.live', id: 'live', active: ['/live'] } },
   { path: '/history', mount: mountHistory, nav: { key: 'nav.history', id: 'history', active: ['/history', '/task'] } },
   { path: '/task/:id', mount: mountDetail },
   { path: '/system', mount: mountSystem, nav: { key: 'nav.system', id: 'system', active: ['/system'] } },

@@ -86,3 +86,28 @@ describe('other formats', () => {
     expect(relativeTime('garbage', now)).toBeNull();
   });
 });
+
+describe('date filters', () => {
+  it('accepts only real YYYY-MM-DD dates', async () => {
+    const { parseDateInput } = await import('../src/format');
+    expect(parseDateInput('2026-11-22')).toEqual({ y: 2026, m: 11, d: 22 });
+    expect(parseDateInput('2026-02-30')).toBeNull();
+    expect(parseDateInput('22.11.2026')).toBeNull();
+    expect(parseDateInput('')).toBeNull();
+    expect(parseDateInput(null)).toBeNull();
+  });
+
+  it('turns a local-date range into instants: from the first day, up to the day after the last', async () => {
+    const { dateRange, inRange } = await import('../src/format');
+    const r = dateRange('2026-11-20', '2026-11-22');
+    expect(r.from).toBe(new Date(2026, 10, 20).toISOString());
+    expect(r.to).toBe(new Date(2026, 10, 23).toISOString());
+    expect(inRange(new Date(2026, 10, 20, 0, 0, 0).toISOString(), r)).toBe(true);
+    expect(inRange(new Date(2026, 10, 22, 23, 59).toISOString(), r)).toBe(true);
+    expect(inRange(new Date(2026, 10, 23, 0, 0, 0).toISOString(), r)).toBe(false);
+    expect(inRange(new Date(2026, 10, 19, 23, 59).toISOString(), r)).toBe(false);
+    expect(inRange(null, r)).toBe(false);
+    expect(dateRange('', 'nonsense')).toEqual({});
+    expect(inRange(null, {})).toBe(true);
+  });
+});

@@ -1,7 +1,7 @@
 import { describe, expect, it } from 'vitest';
 import { buildHash, matchRoute, parseHash } from '../src/router';
 import { findSegmentIndex } from '../src/segments';
-import { modelLines } from '../src/pages/system';
+import { modelLines, modelPaths } from '../src/pages/system';
 
 describe('router', () => {
   it('parses hashes', () => {
@@ -51,6 +51,13 @@ describe('findSegmentIndex', () => {
 });
 
 describe('modelLines', () => {
+  it('keeps local paths out of the lines and offers them as a tooltip', () => {
+    const m = { asr: 'whisper-base', asr_path: '/root/.cache/m', vad: 'fsmn-vad', cache_dir: '/x' };
+    expect(modelLines(m)).toEqual(['asr: whisper-base', 'vad: fsmn-vad']);
+    expect(modelPaths(m)).toBe('asr_path: /root/.cache/m\ncache_dir: /x');
+    expect(modelPaths(['a'])).toBe('');
+  });
+
   it('renders the shapes a worker may report', () => {
     expect(modelLines({ asr: 'paraformer-zh', vad: 'fsmn-vad', punc: null })).toEqual(['asr: paraformer-zh', 'vad: fsmn-vad']);
     expect(modelLines(['base', 'tiny.en'])).toEqual(['base', 'tiny.en']);

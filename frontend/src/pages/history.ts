@@ -3,7 +3,7 @@
 import { api, type HistoryPage, type TaskResult } from '../api';
 import { h, replaceChildren } from '../dom';
 import { coalesce, debounce, events } from '../events';
-import { formatDateTime, formatDuration } from '../format';
+import { dateRange, formatDateTime, formatDuration, inRange, parseDateInput } from '../format';
 import { excerpt, highlightHtml } from '../highlight';
 import { t } from '../i18n';
 import { buildHash, replaceLocation, routerState } from '../router';
@@ -18,6 +18,9 @@ interface Query {
   q: string;
   status: string;
   kind: string;
+  /** Local dates `YYYY-MM-DD` (inclusive), empty when unset. */
+  from: string;
+  to: string;
   limit: number;
   offset: number;
 }
@@ -31,6 +34,8 @@ function readQuery(sp: URLSearchParams): Query {
     q: sp.get('q') ?? '',
     status: sp.get('status') ?? '',
     kind: sp.get('kind') ?? '',
+    from: parseDateInput(sp.get('from')) ? sp.get('from')! : '',
+    to: parseDateInput(sp.get('to')) ? sp.get('to')! : '',
     limit: Math.min(200, Math.max(1, num(sp.get('limit'), 20))),
     offset: num(sp.get('offset'), 0),
   };
@@ -41,6 +46,8 @@ function toHash(q: Query): string {
     q: q.q.trim(),
     status: q.status,
     kind: q.kind,
+    from: q.from,
+    to: q.to,
     limit: q.limit === 20 ? undefined : q.limit,
     offset: q.offset || undefined,
   });
@@ -80,6 +87,19 @@ export function mountHistory(root: HTMLElement, ctx: PageContext): () => void {
     ),
   );
 
+  const dateInput = (id: string, label: string, value: string) =>
+    h('input', { type: 'date', id, 'data-testid': id, 'aria-label': label, value, max: '9999-12-31' });
+  const fromInput = dateInput('history-from', t('hist.from'), query.from);
+  const toInput = dateInput('history-to', t('hist.to'), query.to);
+  const clearBtn = h(
+    'button',
+    { type: 'button', class: 'btn btn-ghost btn-small', id: 'history-clear', 'data-testid': 'history-clear', onclick: () => clearFilters() },
+    t('hist.clearfilters'),
+  );
+  const syncClear = () => {
+    clearBtn.hidden = !(query.q.trim() || query.status || query.kind || query.from || query.to);
+  };
+
   const results = h('div', { class: 'history-results', id: 'history-results', 'data-testid': 'history-results', 'aria-live': 'polite' });
   const pager = h('div', { class: 'pager' });
 
@@ -88,6 +108,8 @@ export function mountHistory(root: HTMLElement, ctx: PageContext): () => void {
     routerState.lastHistory = hash;
     replaceLocation(hash, push);
     const my = ++seq;
+    syncClear();
+    const range = dateRange(query.from, query.to);
     results.setAttribute('aria-busy', 'true');
     results.setAttribute('data-loading', 'true');
     api
@@ -95,6 +117,8 @@ export function mountHistory(root: HTMLElement, ctx: PageContext): () => void {
         q: query.q.trim() || undefined,
         status: query.status || undefined,
         kind: query.kind || undefined,
+        from: range.from,
+        to: range.to,
         limit: query.limit,
         offset: query.offset,
       })
@@ -107,7 +131,8 @@ export function mountHistory(root: HTMLElement, ctx: PageContext): () => void {
             load();
             return;
           }
-          render(page);
+          // The gateway filters by date; rows outside the range never show even if one did not.
+          render({ ...page, records: page.records.filter((r) => inRange(r.created_at, range)) });
         },
         (err) => {
           if (!alive || my !== seq) return;
@@ -238,6 +263,25 @@ export function mountHistory(root: HTMLElement, ctx: PageContext): () => void {
     query.offset = 0;
     load();
   });
+  for (const [el, key] of [[fromInput, 'from'], [toInput, 'to']] as const) {
+    el.addEventListener('change', () => {
+      const v = parseDateInput(el.value) ? el.value : '';
+      if (v === query[key]) return;
+      query[key] = v;
+      query.offset = 0;
+      load();
+    });
+  }
+  function clearFilters(): void {
+    Object.assign(query, { q: '', status: '', kind: '', from: '', to: '', offset: 0 });
+    search.value = '';
+    statusSel.value = '';
+    kindSel.value = '';
+    fromInput.value = '';
+    toInput.value = '';
+    load();
+    search.focus();
+  }
   sizeSel.addEventListener('change', () => {
     query.limit = Number(sizeSel.value) || 20;
     query.offset = 0;
@@ -268,6 +312,9 @@ export function mountHistory(root: HTMLElement, ctx: PageContext): () => void {
       h('label', { class: 'field field-grow' }, h('span', null, t('hist.search.label')), search),
       h('label', { class: 'field' }, h('span', null, t('hist.status')), statusSel),
       h('label', { class: 'field' }, h('span', null, t('hist.kind')), kindSel),
+      h('label', { class: 'field field-date' }, h('span', null, t('hist.from')), fromInput),
+      h('label', { class: 'field field-date' }, h('span', null, t('hist.to')), toInput),
+      clearBtn,
     ),
     results,
     pager,

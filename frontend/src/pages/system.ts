@@ -7,17 +7,29 @@ import { coalesce, events } from '../events';
 import { t, type MessageKey } from '../i18n';
 import { errorBox, relTime } from '../ui';
 
-/** Models as reported by a worker (an object of role → name, a list, or a string) as text lines. */
+const isPathKey = (k: string) => /(_path|_dir)$/.test(k);
+
+/** Models as reported by a worker (an object of role → name, a list, or a string) as text lines;
+ * local file paths (`asr_path`, …) are left out here and shown by `modelPaths` as a tooltip. */
 export function modelLines(models: unknown): string[] {
   if (models == null) return [];
   if (typeof models === 'string') return models ? [models] : [];
   if (Array.isArray(models)) return models.map((m) => (typeof m === 'string' ? m : JSON.stringify(m)));
   if (typeof models === 'object') {
     return Object.entries(models as Record<string, unknown>)
-      .filter(([, v]) => v !== null && v !== undefined && v !== '')
+      .filter(([k, v]) => v !== null && v !== undefined && v !== '' && !isPathKey(k))
       .map(([k, v]) => `${k}: ${typeof v === 'string' ? v : JSON.stringify(v)}`);
   }
   return [String(models)];
+}
+
+/** The local model paths a worker reported, one per line (for a tooltip). */
+export function modelPaths(models: unknown): string {
+  if (!models || typeof models !== 'object' || Array.isArray(models)) return '';
+  return Object.entries(models as Record<string, unknown>)
+    .filter(([k, v]) => isPathKey(k) && typeof v === 'string' && v)
+    .map(([k, v]) => `${k}: ${v}`)
+    .join('\n');
 }
 
 const QUEUE_FIELDS: [keyof QueueStatus, MessageKey][] = [
@@ -144,7 +156,7 @@ export function mountSystem(root: HTMLElement): () => void {
             h('span', { class: 'cell', role: 'cell', 'data-label': t('sys.col.queues'), 'data-testid': 'worker-queues' }, queues || '—'),
             h(
               'span',
-              { class: 'cell models', role: 'cell', 'data-label': t('sys.col.models'), 'data-testid': 'worker-models' },
+              { class: 'cell models', role: 'cell', 'data-label': t('sys.col.models'), 'data-testid': 'worker-models', title: modelPaths(w.models) || undefined },
               modelLines(w.models).map((m) => h('span', { class: 'model' }, m)),
             ),
             h(
