@@ -113,8 +113,10 @@ type TaskFilter struct {
 	Query  string
 	Status string
 	Kind   string
-	Limit  int
-	Offset int
+	// From and To bound created_at: From inclusive, To exclusive; zero means unbounded.
+	From, To time.Time
+	Limit    int
+	Offset   int
 }
 
 // QueueStatus counts tasks by status and the active workers.

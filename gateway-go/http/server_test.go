@@ -392,7 +392,17 @@ func TestResultAndHistory(t *testing.T) {
 		require.Len(t, h["records"], 1)
 		require.EqualValues(t, 1, h["limit"])
 
-		for _, bad := range []string{"limit=0", "limit=201", "limit=x", "offset=-1", "status=weird", "kind=video"} {
+		// Date bounds on created_at: from inclusive, to exclusive.
+		b.exec(t, `UPDATE transcriptions SET created_at = '2026-01-10T12:00:00Z' WHERE filename = 'odd.wav'`)
+		h = search("from=2026-01-10T00:00:00Z&to=2026-01-11T00:00:00Z")
+		require.EqualValues(t, 1, h["total"])
+		require.Equal(t, "odd.wav", h["records"].([]any)[0].(map[string]any)["filename"])
+		require.EqualValues(t, 0, search("from=2026-01-10T12:00:01Z&to=2026-01-11T00:00:00Z")["total"])
+		require.EqualValues(t, 1, search("from=2026-01-10T20:00:00%2B08:00&to=2026-01-10T20:00:01%2B08:00")["total"])
+		require.EqualValues(t, 2, search("from=2026-02-01T00:00:00Z")["total"])
+
+		for _, bad := range []string{"limit=0", "limit=201", "limit=x", "offset=-1", "status=weird", "kind=video",
+			"from=yesterday", "to=2026-13-01T00:00:00Z", "from=2026-01-02T00:00:00Z&to=2026-01-01T00:00:00Z"} {
 			resp, v := b.getJSON(t, "GET", "/api/v1/asr/history?"+bad)
 			require.Equal(t, http.StatusBadRequest, resp.StatusCode, bad)
 			require.Equal(t, asr.EINVALID, v["code"])

@@ -277,6 +277,20 @@ func (s *Server) handleHistory(w http.ResponseWriter, r *http.Request) {
 		s.Error(w, r, asr.Errorf(asr.EINVALID, "Unknown kind %q.", f.Kind))
 		return
 	}
+	for name, dst := range map[string]*time.Time{"from": &f.From, "to": &f.To} {
+		if raw := v.Get(name); raw != "" {
+			t, err := time.Parse(time.RFC3339, raw)
+			if err != nil {
+				s.Error(w, r, asr.Errorf(asr.EINVALID, "%s must be an RFC 3339 time such as 2026-11-22T00:00:00+08:00.", name))
+				return
+			}
+			*dst = t
+		}
+	}
+	if !f.From.IsZero() && !f.To.IsZero() && !f.To.After(f.From) {
+		s.Error(w, r, asr.Errorf(asr.EINVALID, "to must be later than from."))
+		return
+	}
 	if len([]rune(f.Query)) > 200 {
 		s.Error(w, r, asr.Errorf(asr.EINVALID, "The search text is longer than 200 characters."))
 		return

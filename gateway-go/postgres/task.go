@@ -122,8 +122,10 @@ func (s *TaskService) FindTasks(ctx context.Context, f asr.TaskFilter) ([]*asr.T
 		pattern = &p
 	}
 	q := s.db.queries()
+	from, to := nonZeroTime(f.From), nonZeroTime(f.To)
 	rows, err := q.TaskList(ctx, dbsqlc.TaskListParams{
 		Status: nonEmpty(f.Status), Kind: nonEmpty(f.Kind), Pattern: pattern,
+		CreatedFrom: from, CreatedTo: to,
 		Max: int32(f.Limit), Skip: int32(f.Offset),
 	})
 	if err != nil {
@@ -131,6 +133,7 @@ func (s *TaskService) FindTasks(ctx context.Context, f asr.TaskFilter) ([]*asr.T
 	}
 	total, err := q.TaskCount(ctx, dbsqlc.TaskCountParams{
 		Status: nonEmpty(f.Status), Kind: nonEmpty(f.Kind), Pattern: pattern,
+		CreatedFrom: from, CreatedTo: to,
 	})
 	if err != nil {
 		return nil, 0, wrapErr(err)
@@ -386,4 +389,12 @@ func toTask(r dbsqlc.Transcription) *asr.Task {
 		FinishedAt:        r.FinishedAt,
 		UpdatedAt:         r.UpdatedAt,
 	}
+}
+
+// nonZeroTime maps the zero time (no bound) to NULL.
+func nonZeroTime(t time.Time) *time.Time {
+	if t.IsZero() {
+		return nil
+	}
+	return &t
 }

@@ -27,6 +27,8 @@ WHERE (sqlc.narg('status')::text IS NULL OR status = sqlc.narg('status')::text)
   AND (sqlc.narg('pattern')::text IS NULL
        OR text ILIKE sqlc.narg('pattern')::text
        OR filename ILIKE sqlc.narg('pattern')::text)
+  AND (sqlc.narg('created_from')::timestamptz IS NULL OR created_at >= sqlc.narg('created_from')::timestamptz)
+  AND (sqlc.narg('created_to')::timestamptz IS NULL OR created_at < sqlc.narg('created_to')::timestamptz)
 ORDER BY created_at DESC, id DESC
 LIMIT @max OFFSET @skip;
 
@@ -37,7 +39,9 @@ WHERE (sqlc.narg('status')::text IS NULL OR status = sqlc.narg('status')::text)
   AND (sqlc.narg('kind')::text IS NULL OR kind = sqlc.narg('kind')::text)
   AND (sqlc.narg('pattern')::text IS NULL
        OR text ILIKE sqlc.narg('pattern')::text
-       OR filename ILIKE sqlc.narg('pattern')::text);
+       OR filename ILIKE sqlc.narg('pattern')::text)
+  AND (sqlc.narg('created_from')::timestamptz IS NULL OR created_at >= sqlc.narg('created_from')::timestamptz)
+  AND (sqlc.narg('created_to')::timestamptz IS NULL OR created_at < sqlc.narg('created_to')::timestamptz);
 
 -- name: TaskCountByStatus :many
 SELECT status, count(*) AS count

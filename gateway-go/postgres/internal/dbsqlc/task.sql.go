@@ -7,6 +7,7 @@ package dbsqlc
 
 import (
 	"context"
+	"time"
 
 	"github.com/google/uuid"
 )
@@ -38,16 +39,26 @@ WHERE ($1::text IS NULL OR status = $1::text)
   AND ($3::text IS NULL
        OR text ILIKE $3::text
        OR filename ILIKE $3::text)
+  AND ($4::timestamptz IS NULL OR created_at >= $4::timestamptz)
+  AND ($5::timestamptz IS NULL OR created_at < $5::timestamptz)
 `
 
 type TaskCountParams struct {
-	Status  *string
-	Kind    *string
-	Pattern *string
+	Status      *string
+	Kind        *string
+	Pattern     *string
+	CreatedFrom *time.Time
+	CreatedTo   *time.Time
 }
 
 func (q *Queries) TaskCount(ctx context.Context, arg TaskCountParams) (int64, error) {
-	row := q.db.QueryRow(ctx, taskCount, arg.Status, arg.Kind, arg.Pattern)
+	row := q.db.QueryRow(ctx, taskCount,
+		arg.Status,
+		arg.Kind,
+		arg.Pattern,
+		arg.CreatedFrom,
+		arg.CreatedTo,
+	)
 	var count int64
 	err := row.Scan(&count)
 	return count, err
@@ -305,16 +316,20 @@ WHERE ($1::text IS NULL OR status = $1::text)
   AND ($3::text IS NULL
        OR text ILIKE $3::text
        OR filename ILIKE $3::text)
+  AND ($4::timestamptz IS NULL OR created_at >= $4::timestamptz)
+  AND ($5::timestamptz IS NULL OR created_at < $5::timestamptz)
 ORDER BY created_at DESC, id DESC
-LIMIT $5 OFFSET $4
+LIMIT $7 OFFSET $6
 `
 
 type TaskListParams struct {
-	Status  *string
-	Kind    *string
-	Pattern *string
-	Skip    int32
-	Max     int32
+	Status      *string
+	Kind        *string
+	Pattern     *string
+	CreatedFrom *time.Time
+	CreatedTo   *time.Time
+	Skip        int32
+	Max         int32
 }
 
 func (q *Queries) TaskList(ctx context.Context, arg TaskListParams) ([]Transcription, error) {
@@ -322,6 +337,8 @@ func (q *Queries) TaskList(ctx context.Context, arg TaskListParams) ([]Transcrip
 		arg.Status,
 		arg.Kind,
 		arg.Pattern,
+		arg.CreatedFrom,
+		arg.CreatedTo,
 		arg.Skip,
 		arg.Max,
 	)
