@@ -27,6 +27,9 @@ const (
 	EUNSUPPORTEDMEDIA = "unsupported_media"
 	ECORRUPTAUDIO     = "corrupt_audio"
 	EUNAVAILABLE      = "unavailable"
+	EUNAUTHORIZED     = "unauthorized"
+	EFORBIDDEN        = "forbidden"
+	ETIMEOUT          = "timeout"
 )
 
 // Error is an application error: a machine-readable code and a sentence meant

@@ -10,6 +10,7 @@ import (
 	"strings"
 	"sync"
 	"time"
+	"unicode/utf8"
 
 	"github.com/google/uuid"
 )
@@ -84,7 +85,7 @@ func ParseLiveConfig(b []byte) (*LiveConfig, error) {
 	if s, _, err := str("wav_name"); err != nil {
 		return nil, err
 	} else {
-		c.WavName = truncate(s, 255)
+		c.WavName = cleanText(s, 255)
 	}
 	if s, ok, err := str("wav_format"); err != nil {
 		return nil, err
@@ -137,6 +138,7 @@ func ParseLiveConfig(b []byte) (*LiveConfig, error) {
 		if len(c.Hotwords) > 64<<10 {
 			return nil, Errorf(EINVALID, "hotwords is too long.")
 		}
+		c.Hotwords = cleanText(c.Hotwords, 64<<10)
 	}
 	if v, ok := raw["itn"]; ok && string(v) != "null" {
 		if err := json.Unmarshal(v, &c.ITN); err != nil {
@@ -144,6 +146,20 @@ func ParseLiveConfig(b []byte) (*LiveConfig, error) {
 		}
 	}
 	return c, nil
+}
+
+// cleanText makes s storable in a PostgreSQL text column: invalid UTF-8 and
+// NUL removed, at most n bytes, cut at a rune boundary.
+func cleanText(s string, n int) string {
+	s = strings.ReplaceAll(strings.ToValidUTF8(s, ""), "\x00", "")
+	if len(s) <= n {
+		return s
+	}
+	s = s[:n]
+	for len(s) > 0 && !utf8.ValidString(s) {
+		s = s[:len(s)-1]
+	}
+	return s
 }
 
 func jsonInt(v json.RawMessage) (int, error) {
@@ -261,6 +277,9 @@ type Caption struct {
 	Partial bool
 	// Final is true for the session's last message (is_final).
 	Final bool
+	// Received is when the gateway received the notification, for the
+	// caption latency metric; zero for captions the gateway made itself.
+	Received time.Time
 }
 
 // ParseCaption decodes an asr_captions payload {"session_id", "msg"}.
@@ -276,7 +295,9 @@ func ParseCaption(payload []byte) (Caption, error) {
 	if err != nil {
 		return Caption{}, Errorf(EINVALID, "Malformed caption session id.")
 	}
-	return NewCaption(id, p.Msg), nil
+	c := NewCaption(id, p.Msg)
+	c.Received = time.Now()
+	return c, nil
 }
 
 // NewCaption returns a caption for msg, classified by its mode and is_final.

@@ -170,6 +170,12 @@ type TaskService interface {
 	QueueStatus(ctx context.Context, workerTimeout time.Duration) (*QueueStatus, error)
 }
 
+// MetricsService reads the figures that /metrics gathers at scrape time.
+type MetricsService interface {
+	// QueueDepths returns the number of waiting (todo) jobs of each queue.
+	QueueDepths(ctx context.Context) (map[string]int, error)
+}
+
 // ParseTaskID parses a task id, returning EINVALID when s is not a UUID.
 func ParseTaskID(s string) (uuid.UUID, error) {
 	id, err := uuid.Parse(s)

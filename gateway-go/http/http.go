@@ -7,6 +7,7 @@ import (
 	"encoding/json"
 	"log/slog"
 	"net/http"
+	"strings"
 	"time"
 
 	asr "github.com/lanasr/lanasr/gateway-go"
@@ -22,6 +23,10 @@ var codes = map[string]int{
 	asr.ECORRUPTAUDIO:     http.StatusUnprocessableEntity,
 	asr.EUNAVAILABLE:      http.StatusServiceUnavailable,
 	asr.EINTERNAL:         http.StatusInternalServerError,
+	asr.EUNAUTHORIZED:     http.StatusUnauthorized,
+	asr.EFORBIDDEN:        http.StatusForbidden,
+	asr.ETIMEOUT:          http.StatusRequestTimeout,
+	asr.ETOOMANYSESSIONS:  http.StatusTooManyRequests,
 }
 
 // ErrorStatusCode returns the HTTP status of an application error code,
@@ -46,6 +51,7 @@ func (s *Server) Error(w http.ResponseWriter, r *http.Request, err error) {
 	if code == asr.EINTERNAL {
 		s.logger().Error("http error", "method", r.Method, "path", r.URL.Path, "error", err)
 	}
+	s.metrics.errors.WithLabelValues(code).Inc()
 	writeJSON(w, ErrorStatusCode(code), &ErrorResponse{Error: msg, Code: code})
 }
 
@@ -101,9 +107,10 @@ func (s *Server) logRequests(next http.Handler) http.Handler {
 				}
 			}
 			level := slog.LevelInfo
-			if len(r.URL.Path) < 5 || r.URL.Path[:5] != "/api/" {
+			if !strings.HasPrefix(r.URL.Path, "/api/") && !strings.HasPrefix(r.URL.Path, "/v1/") {
 				level = slog.LevelDebug
 			}
+			s.metrics.observeRequest(r, rec.status, time.Since(start))
 			s.logger().Log(r.Context(), level, "http request",
 				"method", r.Method, "path", r.URL.Path, "status", rec.status,
 				"bytes", rec.bytes, "duration_ms", time.Since(start).Milliseconds(),

@@ -39,9 +39,35 @@ func isWebSocketUpgrade(r *http.Request) bool {
 type liveRegistry struct {
 	mu       sync.Mutex
 	sessions map[uuid.UUID]*liveSession
-	open     atomic.Int64
-	wg       sync.WaitGroup
-	pollOnce sync.Once
+	// perClient counts the open sockets of each remote IP.
+	perClient map[string]int
+	open      atomic.Int64
+	wg        sync.WaitGroup
+	pollOnce  sync.Once
+}
+
+// acquire counts one more socket for ip, unless it already has limit open
+// (0: no limit).
+func (l *liveRegistry) acquire(ip string, limit int) bool {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	if limit > 0 && l.perClient[ip] >= limit {
+		return false
+	}
+	if l.perClient == nil {
+		l.perClient = make(map[string]int)
+	}
+	l.perClient[ip]++
+	return true
+}
+
+// release forgets one socket of ip.
+func (l *liveRegistry) release(ip string) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	if l.perClient[ip]--; l.perClient[ip] <= 0 {
+		delete(l.perClient, ip)
+	}
 }
 
 func (s *Server) handleStream(w http.ResponseWriter, r *http.Request) {
@@ -62,7 +88,7 @@ func (s *Server) handleStream(w http.ResponseWriter, r *http.Request) {
 	defer s.live.wg.Done()
 	s.live.pollOnce.Do(func() { go s.pollLiveWorkers() })
 	c.SetReadLimit(-1) // liveConn.read applies the limit, so the client gets a message first.
-	lc := &liveConn{s: s, c: c, remote: r.RemoteAddr, done: make(chan struct{})}
+	lc := &liveConn{s: s, c: c, remote: r.RemoteAddr, ip: clientIP(r), done: make(chan struct{})}
 	lc.run()
 }
 
@@ -74,6 +100,7 @@ type liveConn struct {
 	s      *Server
 	c      *websocket.Conn
 	remote string
+	ip     string
 	done   chan struct{}
 	// q receives the captions of every session of the socket.
 	q *asr.CaptionQueue
@@ -118,6 +145,12 @@ func (lc *liveConn) run() {
 		return
 	}
 	defer s.live.open.Add(-1)
+	if !s.live.acquire(lc.ip, s.LiveMaxPerClient) {
+		lc.fail(asr.ETOOMANYSESSIONS, fmt.Sprintf("This client already has %d live sessions open; close one and try again.", s.LiveMaxPerClient),
+			websocket.StatusTryAgainLater)
+		return
+	}
+	defer s.live.release(lc.ip)
 
 	// The configuration.
 	typ, msg, err := lc.read(s.WSIdleTimeout)
@@ -263,6 +296,7 @@ func (lc *liveConn) read(idle time.Duration) (websocket.MessageType, []byte, err
 
 // fail sends an error message and closes the socket with status.
 func (lc *liveConn) fail(code, msg string, status websocket.StatusCode) {
+	lc.s.metrics.errors.WithLabelValues(code).Inc()
 	b, _ := json.Marshal(&ErrorResponse{Error: msg, Code: code})
 	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
 	defer cancel()
@@ -292,6 +326,7 @@ func (lc *liveConn) stop() {
 	}
 	close(lc.done)
 	s := lc.s
+	s.metrics.droppedPartials.Add(float64(lc.q.Dropped()))
 	s.live.mu.Lock()
 	for _, ls := range lc.all {
 		delete(s.live.sessions, ls.id)
@@ -318,6 +353,9 @@ func (lc *liveConn) forward() {
 			cancel()
 			if err != nil {
 				return
+			}
+			if !m.Received.IsZero() {
+				lc.s.metrics.captionLatency.Observe(time.Since(m.Received).Seconds())
 			}
 			if cur := lc.cur.Load(); m.Final && cur != nil && cur.id == m.SessionID && cur.ended.Load() {
 				_ = lc.c.Close(websocket.StatusNormalClosure, "")

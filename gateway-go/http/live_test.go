@@ -539,7 +539,8 @@ func TestLiveWorkerLost(t *testing.T) {
 
 func TestLiveConcurrentSessions(t *testing.T) {
 	t.Parallel()
-	b := liveBundle(t)
+	// Five sockets from one address: above the per-client default of 4.
+	b := liveBundle(t, func(s *asrhttp.Server) { s.LiveMaxPerClient = 0 })
 	addLiveWorker(t, b.pool, "w-live")
 	pcm := jfkPCM(t)
 	var wg sync.WaitGroup

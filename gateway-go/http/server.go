@@ -62,6 +62,25 @@ type Server struct {
 	WorkerTimeout time.Duration
 	// KeepaliveInterval is how often an idle event stream gets a comment.
 	KeepaliveInterval time.Duration
+	// UploadIdleTimeout cuts off an upload that sends no byte for that long
+	// (0: never); its staged file is removed.
+	UploadIdleTimeout time.Duration
+
+	// APIToken, when set, must be carried by every request but the health
+	// check and the UI's static files, as Authorization: Bearer or ?token=.
+	APIToken string
+	// CORSOrigins are the origins allowed cross-origin requests; "*" allows
+	// any; empty means same-origin only (no CORS headers).
+	CORSOrigins []string
+	// LiveMaxPerClient bounds the open live sockets of one remote IP (0: no limit).
+	LiveMaxPerClient int
+	// OpenAITimeout is how long POST /v1/audio/transcriptions waits for its
+	// transcription.
+	OpenAITimeout time.Duration
+	// MetricsService gathers the database figures of /metrics (queue depths).
+	MetricsService asr.MetricsService
+
+	metrics *metrics
 
 	// shutdown is closed by Close so long-lived streams end.
 	shutdown chan struct{}
@@ -83,8 +102,12 @@ func NewServer() *Server {
 		WSIdleTimeout:     60 * time.Second,
 		LiveFinalWait:     60 * time.Second,
 		LivePollInterval:  2 * time.Second,
+		UploadIdleTimeout: 30 * time.Second,
+		LiveMaxPerClient:  4,
+		OpenAITimeout:     600 * time.Second,
 		shutdown:          make(chan struct{}),
 	}
+	s.metrics = newMetrics(s)
 	s.baseCtx, s.baseCancel = context.WithCancel(context.Background())
 	s.server = &http.Server{
 		Handler:           s,
@@ -95,34 +118,66 @@ func NewServer() *Server {
 	return s
 }
 
+// Routes lists the method and path patterns of the API, as registered on
+// the router; the OpenAPI description must cover each of them.
+func (s *Server) Routes() []string {
+	out := make([]string, 0, len(s.apiRoutes()))
+	for _, rt := range s.apiRoutes() {
+		out = append(out, rt.pattern)
+	}
+	return out
+}
+
+type route struct {
+	pattern string
+	handler http.HandlerFunc
+}
+
+func (s *Server) apiRoutes() []route {
+	return []route{
+		{"POST /api/v1/asr/submit", s.handleSubmit},
+		{"GET /api/v1/asr/result/{id}", s.handleResult},
+		{"GET /api/v1/asr/history", s.handleHistory},
+		{"GET /api/v1/asr/audio/{id}", s.handleAudio},
+		{"GET /api/v1/asr/export/{file}", s.handleExport},
+		{"GET /api/v1/asr/queue/status", s.handleQueueStatus},
+		{"POST /api/v1/asr/retry/{id}", s.handleRetry},
+		{"POST /api/v1/asr/cancel/{id}", s.handleCancel},
+		{"DELETE /api/v1/asr/task/{id}", s.handleDelete},
+		{"GET /api/v1/workers", s.handleWorkers},
+		{"GET /api/v1/health", s.handleHealth},
+		{"GET /api/v1/events", s.handleEvents},
+		{"GET /api/v1/asr/stream", s.handleStream},
+		{"GET /api/v1/openapi.json", s.handleOpenAPI},
+		{"POST /v1/audio/transcriptions", s.handleOpenAITranscriptions},
+		{"GET /v1/models", s.handleOpenAIModels},
+		{"GET /metrics", s.handleMetrics},
+	}
+}
+
 func (s *Server) routes() {
 	m := s.mux
-	m.HandleFunc("POST /api/v1/asr/submit", s.handleSubmit)
-	m.HandleFunc("GET /api/v1/asr/result/{id}", s.handleResult)
-	m.HandleFunc("GET /api/v1/asr/history", s.handleHistory)
-	m.HandleFunc("GET /api/v1/asr/audio/{id}", s.handleAudio)
-	m.HandleFunc("GET /api/v1/asr/export/{file}", s.handleExport)
-	m.HandleFunc("GET /api/v1/asr/queue/status", s.handleQueueStatus)
-	m.HandleFunc("POST /api/v1/asr/retry/{id}", s.handleRetry)
-	m.HandleFunc("POST /api/v1/asr/cancel/{id}", s.handleCancel)
-	m.HandleFunc("DELETE /api/v1/asr/task/{id}", s.handleDelete)
-	m.HandleFunc("GET /api/v1/workers", s.handleWorkers)
-	m.HandleFunc("GET /api/v1/health", s.handleHealth)
-	m.HandleFunc("GET /api/v1/events", s.handleEvents)
-	m.HandleFunc("GET /api/v1/asr/stream", s.handleStream)
+	for _, rt := range s.apiRoutes() {
+		m.HandleFunc(rt.pattern, rt.handler)
+	}
 	m.HandleFunc("/api/", s.handleAPINotFound)
+	m.HandleFunc("/v1/", s.handleOpenAINotFound)
 	m.HandleFunc("/", s.handleUI)
 }
 
-// ServeHTTP serves a request through the router and the request log.
+// ServeHTTP serves a request through the request log, the access guard
+// (CORS, token, body limits) and the router.
 func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
-	s.logRequests(s.mux).ServeHTTP(w, r)
+	s.logRequests(s.guard(s.mux)).ServeHTTP(w, r)
 }
 
 // Open listens on Addr and serves in a goroutine.
 func (s *Server) Open() (err error) {
 	if s.ln, err = net.Listen("tcp", s.Addr); err != nil {
 		return err
+	}
+	if s.EventService != nil && s.TaskService != nil {
+		go s.watchTasks()
 	}
 	go func() {
 		if err := s.server.Serve(s.ln); err != nil && !errors.Is(err, http.ErrServerClosed) {

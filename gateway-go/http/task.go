@@ -1,15 +1,18 @@
 package http
 
 import (
+	"context"
 	"errors"
 	"io"
 	"mime/multipart"
 	"net/http"
+	"os"
 	"regexp"
 	"strconv"
 	"strings"
 	"time"
 	"unicode"
+	"unicode/utf8"
 
 	"github.com/google/uuid"
 	asr "github.com/lanasr/lanasr/gateway-go"
@@ -17,6 +20,9 @@ import (
 
 // maxFieldBytes bounds each non-file form field.
 const maxFieldBytes = 4096
+
+// maxFields bounds the number of small form fields kept.
+const maxFields = 32
 
 // multipartSlack is what the body may hold beyond the audio itself: headers,
 // boundaries and the small fields.
@@ -37,103 +43,19 @@ type SubmitResponse struct {
 }
 
 func (s *Server) handleSubmit(w http.ResponseWriter, r *http.Request) {
-	ctx := r.Context()
-	if r.ContentLength > s.MaxUploadBytes+multipartSlack {
-		s.Error(w, r, asr.Errorf(asr.ETOOLARGE, "The upload is larger than the limit of %d MiB.", max(s.MaxUploadBytes>>20, 1)))
-		return
-	}
-	r.Body = http.MaxBytesReader(w, r.Body, s.MaxUploadBytes+multipartSlack)
-	mr, err := r.MultipartReader()
-	if err != nil {
-		s.Error(w, r, asr.Errorf(asr.EINVALID, "Expected a multipart/form-data body with an audio field."))
-		return
-	}
-
-	var (
-		staged   asr.StagedAudio
-		filename string
-		fields   = map[string]string{}
-	)
-	defer func() {
-		if staged != nil {
-			_ = staged.Discard()
-		}
-	}()
-
-	for {
-		part, err := mr.NextPart()
-		if err == io.EOF {
-			break
-		} else if err != nil {
-			s.Error(w, r, bodyError(err))
-			return
-		}
-		switch name := part.FormName(); name {
-		case "audio", "file":
-			if staged != nil {
-				part.Close()
-				s.Error(w, r, asr.Errorf(asr.EINVALID, "Send exactly one audio file."))
-				return
-			}
-			filename = cleanFilename(part.FileName())
-			staged, err = s.AudioStore.Stage(ctx, part, s.MaxUploadBytes)
-			if err != nil {
-				part.Close()
-				s.Error(w, r, bodyError(err))
-				return
-			}
-		case "language", "hotwords", "priority":
-			v, err := readField(part)
-			if err != nil {
-				part.Close()
-				s.Error(w, r, err)
-				return
-			}
-			fields[name] = v
-		default:
-			if _, err := io.Copy(io.Discard, part); err != nil {
-				part.Close()
-				s.Error(w, r, bodyError(err))
-				return
-			}
-		}
-		part.Close()
-	}
-	if staged == nil {
-		s.Error(w, r, asr.Errorf(asr.EINVALID, "The form has no audio field."))
-		return
-	}
-
-	create, err := parseSubmitFields(fields)
+	up, err := s.receiveUpload(w, r, "audio", []string{"language", "hotwords", "priority"})
+	defer up.discard()
 	if err != nil {
 		s.Error(w, r, err)
 		return
 	}
-	if s.CheckAudio == nil {
-		s.Error(w, r, errors.New("http: Server.CheckAudio is not set"))
-		return
-	}
-	format, err := s.CheckAudio(staged, staged.Size())
+	create, err := parseSubmitFields(up.field("language"), up.field("hotwords"), up.field("priority"))
 	if err != nil {
 		s.Error(w, r, err)
 		return
 	}
-
-	create.ID = uuid.New()
-	create.Filename = filename
-	if create.Filename == "" {
-		create.Filename = "audio." + format.Ext
-	}
-	create.AudioKey = asr.AudioKey(create.ID, format.Ext, time.Now())
-	create.AudioSize = staged.Size()
-	create.ContentType = format.ContentType
-	if err := staged.Commit(create.AudioKey); err != nil {
-		s.Error(w, r, err)
-		return
-	}
-	receipt, err := s.TaskService.CreateTask(ctx, create)
+	format, receipt, err := s.createTask(r.Context(), up, create)
 	if err != nil {
-		_ = s.AudioStore.Delete(create.AudioKey)
 		s.Error(w, r, err)
 		return
 	}
@@ -150,6 +72,168 @@ func (s *Server) handleSubmit(w http.ResponseWriter, r *http.Request) {
 	})
 }
 
+// upload is a received multipart upload: the staged audio, its client's file
+// name (sanitised, for display only) and the small fields.
+type upload struct {
+	staged   asr.StagedAudio
+	filename string
+	fields   map[string][]string
+}
+
+// field returns the last value of a small field, "" when absent.
+func (u *upload) field(name string) string {
+	if v := u.fields[name]; len(v) > 0 {
+		return v[len(v)-1]
+	}
+	return ""
+}
+
+// discard removes the staged file unless it was committed; nil-safe.
+func (u *upload) discard() {
+	if u != nil && u.staged != nil {
+		_ = u.staged.Discard()
+	}
+}
+
+// idleReader cuts an upload off when no byte arrives for idle: each Read
+// pushes the connection's read deadline forward, and a read that hits it
+// returns ETIMEOUT.
+type idleReader struct {
+	r       io.Reader
+	rc      *http.ResponseController
+	idle    time.Duration
+	stalled bool
+}
+
+func (ir *idleReader) Read(p []byte) (int, error) {
+	_ = ir.rc.SetReadDeadline(time.Now().Add(ir.idle))
+	n, err := ir.r.Read(p)
+	if err != nil && errors.Is(err, os.ErrDeadlineExceeded) {
+		ir.stalled = true
+		return n, asr.Errorf(asr.ETIMEOUT, "The upload stalled: no data for %s.", ir.idle)
+	}
+	return n, err
+}
+
+// receiveUpload reads a multipart body: the file part (fileField, or either
+// "audio" or "file") is staged in the audio store, the named small fields are
+// kept, other parts are discarded. The body is bounded by MaxUploadBytes and
+// cut off after UploadIdleTimeout without data. The caller discards the
+// returned upload, which is non-nil even with an error. Returns EINVALID,
+// ETOOLARGE, ETIMEOUT or EUNAVAILABLE.
+func (s *Server) receiveUpload(w http.ResponseWriter, r *http.Request, fileField string, names []string) (*upload, error) {
+	up := &upload{fields: map[string][]string{}}
+	if r.ContentLength > s.MaxUploadBytes+multipartSlack {
+		return up, asr.Errorf(asr.ETOOLARGE, "The upload is larger than the limit of %d MiB.", max(s.MaxUploadBytes>>20, 1))
+	}
+	body := r.Body
+	if s.UploadIdleTimeout > 0 {
+		rc := http.NewResponseController(w)
+		ir := &idleReader{r: r.Body, rc: rc, idle: s.UploadIdleTimeout}
+		body = struct {
+			io.Reader
+			io.Closer
+		}{ir, r.Body}
+		// The deadline must not outlive the body: the server's background
+		// read would otherwise cancel the request's context. After a stall
+		// it stays in the past, so that the server does not wait for the
+		// rest of the body before answering.
+		defer func() {
+			if ir.stalled {
+				_ = rc.SetReadDeadline(time.Unix(1, 0))
+			} else {
+				_ = rc.SetReadDeadline(time.Time{})
+			}
+		}()
+	}
+	r.Body = http.MaxBytesReader(w, body, s.MaxUploadBytes+multipartSlack)
+	mr, err := r.MultipartReader()
+	if err != nil {
+		return up, asr.Errorf(asr.EINVALID, "Expected a multipart/form-data body with a %q field.", fileField)
+	}
+	wanted := make(map[string]bool, len(names))
+	for _, n := range names {
+		wanted[n] = true
+	}
+	nfields := 0
+	for {
+		part, err := mr.NextPart()
+		if err == io.EOF {
+			break
+		} else if err != nil {
+			return up, bodyError(err)
+		}
+		name := part.FormName()
+		switch {
+		case name == "audio" || name == "file":
+			if up.staged != nil {
+				part.Close()
+				return up, asr.Errorf(asr.EINVALID, "Send exactly one audio file.")
+			}
+			up.filename = cleanFilename(part.FileName())
+			up.staged, err = s.AudioStore.Stage(r.Context(), part, s.MaxUploadBytes)
+			if err != nil {
+				part.Close()
+				return up, bodyError(err)
+			}
+		case wanted[name]:
+			if nfields++; nfields > maxFields {
+				part.Close()
+				return up, asr.Errorf(asr.EINVALID, "The form has more than %d fields.", maxFields)
+			}
+			v, err := readField(part)
+			if err != nil {
+				part.Close()
+				return up, err
+			}
+			up.fields[name] = append(up.fields[name], v)
+		default:
+			if _, err := io.Copy(io.Discard, part); err != nil {
+				part.Close()
+				return up, bodyError(err)
+			}
+		}
+		part.Close()
+	}
+	if up.staged == nil {
+		return up, asr.Errorf(asr.EINVALID, "The form has no %s field.", fileField)
+	}
+	return up, nil
+}
+
+// createTask validates the staged audio, moves it to its key and creates the
+// task and its job in one transaction. Returns the errors of CheckAudio and
+// TaskService.CreateTask.
+func (s *Server) createTask(ctx context.Context, up *upload, create *asr.TaskCreate) (asr.AudioFormat, *asr.SubmitReceipt, error) {
+	if s.CheckAudio == nil {
+		return asr.AudioFormat{}, nil, errors.New("http: Server.CheckAudio is not set")
+	}
+	staged := up.staged
+	format, err := s.CheckAudio(staged, staged.Size())
+	if err != nil {
+		return format, nil, err
+	}
+	create.ID = uuid.New()
+	create.Filename = up.filename
+	if create.Filename == "" {
+		create.Filename = "audio." + format.Ext
+	}
+	create.AudioKey = asr.AudioKey(create.ID, format.Ext, time.Now())
+	create.AudioSize = staged.Size()
+	create.ContentType = format.ContentType
+	if err := staged.Commit(create.AudioKey); err != nil {
+		return format, nil, err
+	}
+	receipt, err := s.TaskService.CreateTask(ctx, create)
+	if err != nil {
+		_ = s.AudioStore.Delete(create.AudioKey)
+		return format, nil, err
+	}
+	s.metrics.uploads.Inc()
+	s.metrics.uploadBytes.Add(float64(create.AudioSize))
+	return format, receipt, nil
+}
+
 // bodyError classifies a failure to read the request body.
 func bodyError(err error) error {
 	var maxErr *http.MaxBytesError
@@ -164,27 +248,35 @@ func bodyError(err error) error {
 	return asr.Errorf(asr.EINVALID, "The upload could not be read: malformed multipart body.")
 }
 
+// validText reports whether s is valid UTF-8 without NUL, which PostgreSQL
+// text columns refuse.
+func validText(s string) bool {
+	return utf8.ValidString(s) && !strings.ContainsRune(s, 0)
+}
+
 func readField(part *multipart.Part) (string, error) {
 	b, err := io.ReadAll(io.LimitReader(part, maxFieldBytes+1))
 	if err != nil {
 		return "", bodyError(err)
 	} else if len(b) > maxFieldBytes {
 		return "", asr.Errorf(asr.EINVALID, "Field %q is longer than %d bytes.", part.FormName(), maxFieldBytes)
+	} else if !validText(string(b)) {
+		return "", asr.Errorf(asr.EINVALID, "Field %q is not valid UTF-8 text.", part.FormName())
 	}
 	return strings.TrimSpace(string(b)), nil
 }
 
-func parseSubmitFields(fields map[string]string) (*asr.TaskCreate, error) {
+func parseSubmitFields(lang, hotwords, priority string) (*asr.TaskCreate, error) {
 	c := &asr.TaskCreate{}
-	switch lang := fields["language"]; {
+	switch {
 	case lang == "" || strings.EqualFold(lang, "auto"):
 	case languageRE.MatchString(lang):
 		c.LanguageRequested = strings.ToLower(lang)
 	default:
 		return nil, asr.Errorf(asr.EINVALID, "Language must be \"auto\" or an ISO code such as \"zh\" or \"en\".")
 	}
-	c.Hotwords = fields["hotwords"]
-	if p := fields["priority"]; p != "" {
+	c.Hotwords = hotwords
+	if p := priority; p != "" {
 		n, err := strconv.Atoi(p)
 		if err != nil || n < asr.PriorityMin || n > asr.PriorityMax {
 			return nil, asr.Errorf(asr.EINVALID, "Priority must be an integer between %d and %d.", asr.PriorityMin, asr.PriorityMax)
@@ -200,8 +292,11 @@ func cleanFilename(name string) string {
 	if i := strings.LastIndexAny(name, `/\`); i >= 0 {
 		name = name[i+1:]
 	}
+	if !utf8.ValidString(name) {
+		name = strings.ToValidUTF8(name, "")
+	}
 	name = strings.Map(func(r rune) rune {
-		if unicode.IsControl(r) || r == unicode.ReplacementChar {
+		if unicode.IsControl(r) || unicode.Is(unicode.Cf, r) || r == unicode.ReplacementChar {
 			return -1
 		}
 		return r
@@ -289,6 +384,10 @@ func (s *Server) handleHistory(w http.ResponseWriter, r *http.Request) {
 	}
 	if !f.From.IsZero() && !f.To.IsZero() && !f.To.After(f.From) {
 		s.Error(w, r, asr.Errorf(asr.EINVALID, "to must be later than from."))
+		return
+	}
+	if !validText(f.Query) {
+		s.Error(w, r, asr.Errorf(asr.EINVALID, "The search text is not valid UTF-8 text."))
 		return
 	}
 	if len([]rune(f.Query)) > 200 {

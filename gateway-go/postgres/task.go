@@ -13,7 +13,10 @@ import (
 )
 
 // Ensure the interface is implemented.
-var _ asr.TaskService = (*TaskService)(nil)
+var (
+	_ asr.TaskService    = (*TaskService)(nil)
+	_ asr.MetricsService = (*TaskService)(nil)
+)
 
 // defaultJobSeconds is the wait estimate per job before any job has finished.
 const defaultJobSeconds = 10.0
@@ -397,4 +400,18 @@ func nonZeroTime(t time.Time) *time.Time {
 		return nil
 	}
 	return &t
+}
+
+// QueueDepths returns the number of waiting jobs of each queue that has any.
+// Returns EUNAVAILABLE when the database does not answer.
+func (s *TaskService) QueueDepths(ctx context.Context) (map[string]int, error) {
+	rows, err := s.db.queries().QueueDepthByQueue(ctx)
+	if err != nil {
+		return nil, wrapErr(err)
+	}
+	out := make(map[string]int, len(rows))
+	for _, r := range rows {
+		out[r.QueueName] = int(r.Depth)
+	}
+	return out, nil
 }

@@ -15,6 +15,7 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
+	"math"
 	"os"
 	"os/signal"
 	"strconv"
@@ -81,6 +82,13 @@ type Config struct {
 	LiveMaxSessions int
 	WSMaxFrameKB    int64
 	WSIdle          time.Duration
+
+	// APIToken is never logged or printed.
+	APIToken         string
+	CORSOrigins      []string
+	LiveMaxPerClient int
+	UploadIdle       time.Duration
+	OpenAITimeout    time.Duration
 }
 
 // Main is the program, kept apart from main() so tests can run it.
@@ -123,6 +131,11 @@ var settings = []setting{
 	{"live-max-sessions", "ASR_LIVE_MAX_SESSIONS", "32", "most live WebSocket sessions open at once"},
 	{"ws-max-frame-kb", "ASR_WS_MAX_FRAME_KB", "1024", "largest WebSocket message, in KiB"},
 	{"ws-idle-s", "ASR_WS_IDLE_S", "60", "seconds without a frame after which a live client counts as gone"},
+	{"api-token", "ASR_API_TOKEN", "", "when set, every request but the health check and the UI's files must carry Authorization: Bearer <token> or ?token=<token>"},
+	{"cors-origins", "ASR_CORS_ORIGINS", "", "origins allowed cross-origin requests: empty (same-origin only), * or a comma-separated list"},
+	{"live-max-per-client", "ASR_LIVE_MAX_PER_CLIENT", "4", "most live sessions open at once from one client IP"},
+	{"upload-idle-s", "ASR_UPLOAD_IDLE_S", "30", "seconds without data after which an upload is cut off"},
+	{"openai-timeout-s", "ASR_OPENAI_TIMEOUT_S", "600", "seconds POST /v1/audio/transcriptions waits for its transcription"},
 }
 
 // ParseFlags reads the subcommand, the flags and the environment into
@@ -204,6 +217,26 @@ func (m *Main) ParseFlags(ctx context.Context, args []string) error {
 		return fmt.Errorf("ws-idle-s: want a positive number, got %q", *values["ws-idle-s"])
 	}
 	c.WSIdle = time.Duration(idle * float64(time.Second))
+	c.APIToken = strings.TrimSpace(*values["api-token"])
+	c.CORSOrigins = nil
+	for _, o := range strings.Split(*values["cors-origins"], ",") {
+		if o = strings.TrimRight(strings.TrimSpace(o), "/"); o != "" {
+			c.CORSOrigins = append(c.CORSOrigins, o)
+		}
+	}
+	if c.LiveMaxPerClient, err = strconv.Atoi(*values["live-max-per-client"]); err != nil || c.LiveMaxPerClient < 1 {
+		return fmt.Errorf("live-max-per-client: want a positive integer, got %q", *values["live-max-per-client"])
+	}
+	for _, d := range []struct {
+		name string
+		dst  *time.Duration
+	}{{"upload-idle-s", &c.UploadIdle}, {"openai-timeout-s", &c.OpenAITimeout}} {
+		secs, err := strconv.ParseFloat(*values[d.name], 64)
+		if err != nil || secs <= 0 || math.IsInf(secs, 0) {
+			return fmt.Errorf("%s: want a positive number, got %q", d.name, *values[d.name])
+		}
+		*d.dst = time.Duration(secs * float64(time.Second))
+	}
 	if c.DatabaseURL == "" {
 		return errors.New("no database: set DATABASE_URL or -database-url")
 	}
@@ -271,12 +304,19 @@ func (m *Main) Run(ctx context.Context) error {
 	s.LiveMaxSessions = m.Config.LiveMaxSessions
 	s.WSMaxFrameBytes = m.Config.WSMaxFrameKB << 10
 	s.WSIdleTimeout = m.Config.WSIdle
+	s.APIToken = m.Config.APIToken
+	s.CORSOrigins = m.Config.CORSOrigins
+	s.LiveMaxPerClient = m.Config.LiveMaxPerClient
+	s.UploadIdleTimeout = m.Config.UploadIdle
+	s.OpenAITimeout = m.Config.OpenAITimeout
+	s.MetricsService = tasks
 	if err := s.Open(); err != nil {
 		return err
 	}
 	m.HTTPServer = s
 
-	m.Logger.Info("asr-gateway started", "version", asr.Version, "storage", store.Root(), "addr", m.Config.HTTPAddr)
+	m.Logger.Info("asr-gateway started", "version", asr.Version, "storage", store.Root(), "addr", m.Config.HTTPAddr,
+		"token_required", m.Config.APIToken != "", "cors_origins", strings.Join(m.Config.CORSOrigins, ","))
 	fmt.Fprintf(m.Stdout, "asr-gateway listening on %s\n", s.URL())
 	return nil
 }

@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"encoding/json"
+	"flag"
 	"io"
 	"mime/multipart"
 	"net/http"
@@ -84,6 +85,36 @@ func TestMain_ParseFlags(t *testing.T) {
 		require.Equal(t, "10m0s", m.Config.WSIdle.String())
 	})
 
+	t.Run("AccessAndLimits", func(t *testing.T) {
+		t.Parallel()
+		b := &testBundle{stdout: &bytes.Buffer{}}
+		m := newMain(b, t, map[string]string{"DATABASE_URL": "postgresql://x/y"})
+		require.NoError(t, m.ParseFlags(ctx, nil))
+		require.Empty(t, m.Config.APIToken)
+		require.Empty(t, m.Config.CORSOrigins)
+		require.Equal(t, 4, m.Config.LiveMaxPerClient)
+		require.Equal(t, "30s", m.Config.UploadIdle.String())
+		require.Equal(t, "10m0s", m.Config.OpenAITimeout.String())
+
+		m = newMain(b, t, map[string]string{"DATABASE_URL": "postgresql://x/y", "ASR_API_TOKEN": " s3cret ",
+			"ASR_CORS_ORIGINS": "http://a.lan:3000/, https://b.lan ,", "ASR_LIVE_MAX_PER_CLIENT": "8",
+			"ASR_UPLOAD_IDLE_S": "2.5", "ASR_OPENAI_TIMEOUT_S": "60"})
+		require.NoError(t, m.ParseFlags(ctx, nil))
+		require.Equal(t, "s3cret", m.Config.APIToken)
+		require.Equal(t, []string{"http://a.lan:3000", "https://b.lan"}, m.Config.CORSOrigins)
+		require.Equal(t, 8, m.Config.LiveMaxPerClient)
+		require.Equal(t, "2.5s", m.Config.UploadIdle.String())
+		require.Equal(t, "1m0s", m.Config.OpenAITimeout.String())
+
+		// --help shows the variables but never the token's value.
+		var help bytes.Buffer
+		m = newMain(b, t, map[string]string{"ASR_API_TOKEN": "s3cret"})
+		m.Stderr = &help
+		require.ErrorIs(t, m.ParseFlags(ctx, []string{"-h"}), flag.ErrHelp)
+		require.Contains(t, help.String(), "ASR_API_TOKEN")
+		require.NotContains(t, help.String(), "s3cret")
+	})
+
 	t.Run("Errors", func(t *testing.T) {
 		t.Parallel()
 		b := &testBundle{stdout: &bytes.Buffer{}}
@@ -91,7 +122,8 @@ func TestMain_ParseFlags(t *testing.T) {
 		require.ErrorContains(t, newMain(b, t, nil).ParseFlags(ctx, []string{"frobnicate"}), "unknown command")
 		env := map[string]string{"DATABASE_URL": "postgresql://x/y", "ASR_MAX_UPLOAD_MB": "lots"}
 		require.ErrorContains(t, newMain(b, t, env).ParseFlags(ctx, nil), "max-upload-mb")
-		for name, v := range map[string]string{"ASR_LIVE_MAX_SESSIONS": "0", "ASR_WS_MAX_FRAME_KB": "x", "ASR_WS_IDLE_S": "-1"} {
+		for name, v := range map[string]string{"ASR_LIVE_MAX_SESSIONS": "0", "ASR_WS_MAX_FRAME_KB": "x", "ASR_WS_IDLE_S": "-1",
+			"ASR_LIVE_MAX_PER_CLIENT": "0", "ASR_UPLOAD_IDLE_S": "never", "ASR_OPENAI_TIMEOUT_S": "0"} {
 			env := map[string]string{"DATABASE_URL": "postgresql://x/y", name: v}
 			require.Error(t, newMain(b, t, env).ParseFlags(ctx, nil), name)
 		}

@@ -50,3 +50,11 @@ SELECT (procrastinate_defer_jobs_v1(ARRAY[
         NULL::timestamptz
     )::procrastinate_job_to_defer_v1
 ]))[1]::bigint AS job_id;
+
+-- name: QueueDepthByQueue :many
+-- Waiting jobs per queue, for /metrics.
+SELECT queue_name, count(*)::bigint AS depth
+FROM procrastinate_jobs
+WHERE status = 'todo'
+GROUP BY queue_name
+ORDER BY queue_name;

@@ -91,6 +91,40 @@ func (q *Queries) QueueDeleteJob(ctx context.Context, jobID int64) error {
 	return err
 }
 
+const queueDepthByQueue = `-- name: QueueDepthByQueue :many
+SELECT queue_name, count(*)::bigint AS depth
+FROM procrastinate_jobs
+WHERE status = 'todo'
+GROUP BY queue_name
+ORDER BY queue_name
+`
+
+type QueueDepthByQueueRow struct {
+	QueueName string
+	Depth     int64
+}
+
+// Waiting jobs per queue, for /metrics.
+func (q *Queries) QueueDepthByQueue(ctx context.Context) ([]QueueDepthByQueueRow, error) {
+	rows, err := q.db.Query(ctx, queueDepthByQueue)
+	if err != nil {
+		return nil, err
+	}
+	defer rows.Close()
+	var items []QueueDepthByQueueRow
+	for rows.Next() {
+		var i QueueDepthByQueueRow
+		if err := rows.Scan(&i.QueueName, &i.Depth); err != nil {
+			return nil, err
+		}
+		items = append(items, i)
+	}
+	if err := rows.Err(); err != nil {
+		return nil, err
+	}
+	return items, nil
+}
+
 const queueJobsForTask = `-- name: QueueJobsForTask :many
 SELECT id, status::text AS status
 FROM procrastinate_jobs
