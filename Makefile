@@ -103,11 +103,26 @@ migrate: gateway ## Apply migrations to DATABASE_URL (or the running stack's dat
 
 .PHONY: test
 test: build ## Every test suite, against a throwaway PostgreSQL cluster
-	@$(VPY) scripts/testdb.py -- $(MAKE) --no-print-directory generate-check test-go test-py test-frontend test-e2e test-browser
+	@$(VPY) scripts/testdb.py -- $(MAKE) --no-print-directory generate-check test-go test-fuzz test-py test-frontend test-e2e test-browser
 
 .PHONY: test-go
 test-go: gateway ## Go tests (needs ASR_TEST_DATABASE_URL; make test provides it)
 	cd gateway-go && go vet ./... && go test -count=1 ./...
+
+FUZZTIME ?= 10s
+FUZZ_TARGETS := FuzzLiveConfig:. FuzzLiveFrames:./http FuzzLiveSocket:./http FuzzUpload:./http FuzzSniff:./audiocheck
+
+.PHONY: test-fuzz
+test-fuzz: ## Run each Go fuzz target for FUZZTIME (10s in make test)
+	@cd gateway-go && for t in $(FUZZ_TARGETS); do \
+	  echo ">> fuzz $${t%%:*} ($(FUZZTIME))"; \
+	  go test -run '^$$' -fuzz "^$${t%%:*}$$" -fuzztime $(FUZZTIME) -fuzzminimizetime 5s "$${t#*:}" || exit 1; \
+	done
+
+.PHONY: fuzz
+LONG_FUZZTIME ?= 5m
+fuzz: ## The fuzzers for longer (LONG_FUZZTIME=5m each by default)
+	@$(MAKE) --no-print-directory test-fuzz FUZZTIME=$(LONG_FUZZTIME)
 
 .PHONY: test-py
 test-py: venv gateway ## Python unit, integration and acceptance tests
