@@ -15,8 +15,14 @@ __all__ = ["main", "run_worker", "check"]
 
 log = logging.getLogger("asr_worker")
 
-BATCH_QUEUES = {"batch"}
-SUPPORTED_QUEUES = {"batch"}
+BATCH_QUEUES = {"batch"}  # need the audio store; live and final do not
+SUPPORTED_QUEUES = {"batch", "live", "final"}
+
+
+def queue_groups(settings: Settings, queues: list[str]) -> list[tuple[str, int]]:
+    """One Procrastinate worker per queue, so a long live session never blocks batch or final work."""
+    sizes = {"batch": settings.concurrency, "live": settings.live_sessions, "final": 1}
+    return [(q, sizes[q]) for q in ("live", "final", "batch") if q in queues]
 
 
 def _parser() -> argparse.ArgumentParser:
@@ -74,7 +80,7 @@ async def run_worker(settings: Settings, *, stop: asyncio.Event | None = None) -
     import procrastinate.worker
     from psycopg_pool import AsyncConnectionPool
 
-    from .engines import EngineError, load_engine
+    from .engines import EngineError, load_engine, load_live
     from .recovery import recovery_loop
     from .registry import Registry
     from .storage import Storage
@@ -112,7 +118,9 @@ async def run_worker(settings: Settings, *, stop: asyncio.Event | None = None) -
         except (NotImplementedError, RuntimeError, ValueError):
             pass
 
-    app = make_app(settings.database_url, max_size=max(6, settings.concurrency + 5))
+    groups = queue_groups(settings, queues)
+    slots = sum(n for _, n in groups)
+    app = make_app(settings.database_url, max_size=max(8, slots + 3 * len(groups) + 5))
     try:
         try:
             await app.open_async()
@@ -125,7 +133,7 @@ async def run_worker(settings: Settings, *, stop: asyncio.Event | None = None) -
                 pool,
                 worker_id,
                 queues=queues,
-                concurrency=settings.concurrency,
+                concurrency=slots,
                 heartbeat_s=settings.heartbeat_s,
             )
             await registry.register(engine=settings.engine, device=settings.device, models={})
@@ -141,6 +149,9 @@ async def run_worker(settings: Settings, *, stop: asyncio.Event | None = None) -
                         await registry.set_state("gone")
                         return 0
                     engine = load.result()
+                    live = None
+                    if {"live", "final"} & set(queues):
+                        live = await asyncio.to_thread(load_live, settings, engine)
                 except EngineError as exc:
                     log.error("Models failed to load: %s", exc)
                     await registry.set_state("error", error=str(exc))
@@ -160,21 +171,28 @@ async def run_worker(settings: Settings, *, stop: asyncio.Event | None = None) -
                     storage=Storage(settings.storage_url),
                     registry=registry,
                     pool=pool,
+                    live=live,
                 )
-                worker = procrastinate.worker.Worker(
-                    app,
-                    queues=queues,
-                    name=worker_id,
-                    concurrency=settings.concurrency,
-                    additional_context={"runtime": runtime},
-                    install_signal_handlers=False,
-                    update_heartbeat_interval=settings.heartbeat_s,
-                    stalled_worker_timeout=settings.stalled_after_s,
-                    shutdown_graceful_timeout=settings.shutdown_grace_s,
-                    fetch_job_polling_interval=2.0,
-                    abort_job_polling_interval=1.0,
-                )
-                worker_task = asyncio.create_task(worker.run(), name="procrastinate worker")
+                workers = [
+                    procrastinate.worker.Worker(
+                        app,
+                        queues=[queue],
+                        name=f"{worker_id}/{queue}",
+                        concurrency=n,
+                        additional_context={"runtime": runtime},
+                        install_signal_handlers=False,
+                        update_heartbeat_interval=settings.heartbeat_s,
+                        stalled_worker_timeout=settings.stalled_after_s,
+                        shutdown_graceful_timeout=settings.shutdown_grace_s,
+                        fetch_job_polling_interval=2.0 if queue == "batch" else 1.0,
+                        abort_job_polling_interval=1.0,
+                    )
+                    for queue, n in groups
+                ]
+                worker_tasks = {
+                    asyncio.create_task(w.run(), name=f"procrastinate worker {q}")
+                    for w, (q, _) in zip(workers, groups, strict=True)
+                }
                 recovery = asyncio.create_task(
                     recovery_loop(
                         app,
@@ -184,18 +202,20 @@ async def run_worker(settings: Settings, *, stop: asyncio.Event | None = None) -
                     ),
                     name="stalled-job recovery",
                 )
-                watcher = asyncio.create_task(_track_worker_id(worker, registry))
+                watcher = asyncio.create_task(_track_worker_id(workers, registry))
                 stop_wait = asyncio.ensure_future(stop.wait())
-                await asyncio.wait({worker_task, stop_wait}, return_when=asyncio.FIRST_COMPLETED)
+                await asyncio.wait({*worker_tasks, stop_wait}, return_when=asyncio.FIRST_COMPLETED)
                 await registry.set_state("stopping")
                 recovery.cancel()
                 watcher.cancel()
-                worker.stop()
-                await asyncio.gather(worker_task, recovery, watcher, return_exceptions=True)
+                for w in workers:
+                    w.stop()
+                await asyncio.gather(*worker_tasks, recovery, watcher, return_exceptions=True)
                 stop_wait.cancel()
-                if worker_task.done() and not worker_task.cancelled() and worker_task.exception():
-                    log.error("Worker stopped on an error: %s", worker_task.exception())
-                    await registry.set_state("gone", error=str(worker_task.exception()))
+                failed = [t for t in worker_tasks if t.done() and not t.cancelled() and t.exception()]
+                if failed:
+                    log.error("Worker stopped on an error: %s", failed[0].exception())
+                    await registry.set_state("gone", error=str(failed[0].exception()))
                     return 1
                 await registry.set_state("gone")
                 log.info("Worker %s stopped", worker_id)
@@ -209,10 +229,12 @@ async def run_worker(settings: Settings, *, stop: asyncio.Event | None = None) -
             loop.remove_signal_handler(signum)
 
 
-async def _track_worker_id(worker, registry) -> None:
+async def _track_worker_id(workers, registry) -> None:
+    """The registry row names one Procrastinate worker id: the first group's (live when served)."""
     while True:
-        if worker.worker_id is not None and registry.procrastinate_worker_id != worker.worker_id:
-            registry.procrastinate_worker_id = worker.worker_id
+        wid = next((w.worker_id for w in workers if w.worker_id is not None), None)
+        if wid is not None and registry.procrastinate_worker_id != wid:
+            registry.procrastinate_worker_id = wid
         await asyncio.sleep(0.5)
 
 
@@ -220,7 +242,7 @@ async def check(settings: Settings) -> int:
     """Print what this worker can do here. Non-zero exit when it can serve no queue."""
     import psycopg
 
-    from .engines import EngineError, load_engine
+    from .engines import EngineError, load_engine, load_live
     from .storage import Storage, StorageError
 
     ok_db = ok_store = ok_engine = False
@@ -254,12 +276,31 @@ async def check(settings: Settings) -> int:
         print(f"device: {engine.device}")
     except EngineError as exc:
         print(f"engine: UNAVAILABLE ({exc})")
+    ok_live = False
+    if ok_engine and {"live", "final"} & set(settings.queues):
+        try:
+            live = await asyncio.to_thread(load_live, settings, engine)
+            partials = live.new_partials()
+            kind = type(partials).__name__ if partials is not None else "none"
+            print(
+                f"live: ok (streaming fsmn-vad, end of sentence after {settings.live_end_silence_ms} ms silence; "
+                f"partials: {kind}; finals: {engine.model_name}; {settings.live_sessions} sessions at once)"
+            )
+            ok_live = True
+        except EngineError as exc:
+            print(f"live: UNAVAILABLE ({exc})")
     servable = []
     for q in settings.queues:
         if q not in SUPPORTED_QUEUES:
             print(f"queue {q}: not implemented by this worker version")
             continue
-        if ok_db and ok_engine and (q not in BATCH_QUEUES or ok_store):
+        if not (ok_db and ok_engine):
+            continue
+        if q in BATCH_QUEUES and not ok_store:
+            print(f"queue {q}: not servable without the audio store")
+        elif q in ("live", "final") and not ok_live:
+            print(f"queue {q}: not servable without the streaming VAD")
+        else:
             servable.append(q)
     print(f"queues: {', '.join(servable) if servable else 'NONE'} (asked: {', '.join(settings.queues)})")
     return 0 if servable else 1

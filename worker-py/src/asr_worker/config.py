@@ -43,7 +43,7 @@ class Settings:
         factory=_default_storage_url,
     )
     worker_queues: tuple[str, ...] = _field(
-        "ASR_WORKER_QUEUES", ("batch",), "Comma-separated queues to serve (batch, live, final)."
+        "ASR_WORKER_QUEUES", ("batch", "live", "final"), "Comma-separated queues to serve (batch, live, final)."
     )
     worker_name: str = _field("ASR_WORKER_NAME", "", "Worker id in the registry (unset: <host>-<pid>-<4 hex>).")
     engine: str = _field(
@@ -71,6 +71,26 @@ class Settings:
         "ASR_FUNASR_PUNC_MODEL",
         "ct-punc",
         "FunASR punctuation model (ModelScope id/alias or directory; none: no punctuation).",
+    )
+    funasr_streaming_model: str = _field(
+        "ASR_FUNASR_STREAMING_MODEL",
+        "paraformer-zh-streaming",
+        "FunASR streaming model for live partials (ModelScope id/alias or directory; none: no live partials).",
+    )
+    live_sessions: int = _field("ASR_LIVE_SESSIONS", 4, "Live sessions served at once by this worker (queue live).")
+    live_end_silence_ms: int = _field(
+        "ASR_LIVE_END_SILENCE_MS", 500, "Silence (ms) that ends a live sentence and triggers its final decode."
+    )
+    live_max_sentence_s: float = _field(
+        "ASR_LIVE_MAX_SENTENCE_S", 15.0, "A live sentence longer than this is cut (seconds)."
+    )
+    live_partial_interval_ms: int = _field(
+        "ASR_LIVE_PARTIAL_INTERVAL_MS",
+        1000,
+        "Offline profile: re-decode the open sentence for a partial at most every this many ms of new audio.",
+    )
+    live_final_wait_s: float = _field(
+        "ASR_LIVE_FINAL_WAIT_S", 120.0, "At the end of a live session, how long to wait for its sentence finals."
     )
     device: str = _field("ASR_DEVICE", "auto", "auto (cuda when available, else cpu), cpu, cuda, cuda:N.")
     cpu_threads: int = _field("ASR_CPU_THREADS", 0, "CPU threads for the engines (0: all cores).")
@@ -181,6 +201,10 @@ def _validate(s: Settings) -> None:
         raise ConfigError(f"ASR_ENGINE must be auto, funasr or offline, not {s.engine!r}.")
     if s.concurrency < 1:
         raise ConfigError("ASR_CONCURRENCY must be at least 1.")
+    if s.live_sessions < 1:
+        raise ConfigError("ASR_LIVE_SESSIONS must be at least 1.")
+    if s.live_end_silence_ms < 100 or s.live_max_sentence_s < 1:
+        raise ConfigError("ASR_LIVE_END_SILENCE_MS must be ≥ 100 and ASR_LIVE_MAX_SENTENCE_S ≥ 1.")
     if not s.worker_queues:
         raise ConfigError("ASR_WORKER_QUEUES names no queue.")
     if s.log_level.lower() not in ("debug", "info", "warning", "error"):

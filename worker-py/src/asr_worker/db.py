@@ -258,3 +258,268 @@ def _uuid_or_none(value: str | None) -> str | None:
     if value is None:
         return None
     return str(uuid.UUID(str(value)))
+
+
+# --- live sessions (migrations/0003_live.sql) ------------------------------------------------
+
+CAPTIONS_CHANNEL = "asr_captions"
+CHUNKS_CHANNEL = "asr_live_chunks"
+NOTIFY_LIMIT = 7900  # PostgreSQL refuses NOTIFY payloads of 8000 bytes or more
+
+
+@dataclasses.dataclass(frozen=True)
+class LiveClaim:
+    """A live session this worker has started (or resumed)."""
+
+    session_id: str
+    attempts: int
+    mode: str
+    wav_name: str
+    state: str
+    language: str | None
+    hotwords: str
+    sentences: int  # sentences already stored (a resumed session skips them)
+
+
+def caption_payload(session_id: str, msg: dict) -> str:
+    """The ``asr_captions`` payload; optional detail is dropped when it would not fit a NOTIFY."""
+    payload = json.dumps({"session_id": str(session_id), "msg": msg}, ensure_ascii=False)
+    if len(payload.encode()) > NOTIFY_LIMIT:
+        msg = {k: v for k, v in msg.items() if k not in ("timestamp", "stamp_sents")}
+        payload = json.dumps({"session_id": str(session_id), "msg": msg}, ensure_ascii=False)
+    if len(payload.encode()) > NOTIFY_LIMIT:
+        msg = dict(msg, text=msg.get("text", "")[:1500], partial=msg.get("partial", "")[:1000])
+        payload = json.dumps({"session_id": str(session_id), "msg": msg}, ensure_ascii=False)
+    return payload
+
+
+async def notify_caption(conn, session_id: str, msg: dict) -> None:
+    await _execute(conn, "SELECT pg_notify(%s, %s)", (CAPTIONS_CHANNEL, caption_payload(session_id, msg)))
+
+
+async def live_claim(pool: AsyncConnectionPool, session_id: str, worker_id: str) -> LiveClaim | None:
+    """Start (or resume) a live session: None when it is gone or already closed/failed."""
+    async with pool.connection() as conn:
+        cur = await conn.execute(
+            """
+            UPDATE transcriptions t
+               SET attempts = t.attempts + 1, worker = %(worker)s, started_at = COALESCE(t.started_at, now())
+              FROM live_sessions s
+             WHERE t.id = %(id)s AND s.id = t.id AND t.status = 'processing' AND s.state IN ('open', 'ended')
+            RETURNING t.attempts, s.mode, s.wav_name, s.state, COALESCE(t.language_requested, ''), t.hotwords,
+                      (SELECT count(*) FROM live_sentences x WHERE x.session_id = t.id)
+            """,
+            {"id": session_id, "worker": worker_id},
+        )
+        row = await cur.fetchone()
+    if row is None:
+        return None
+    return LiveClaim(session_id, row[0], row[1], row[2] or "", row[3], row[4] or None, row[5] or "", int(row[6]))
+
+
+async def live_fetch_chunks(conn, session_id: str, from_seq: int, limit: int = 100) -> list[tuple[int, bytes, bool]]:
+    cur = await conn.execute(
+        "SELECT seq, pcm, is_last FROM live_chunks WHERE session_id = %s AND seq >= %s ORDER BY seq LIMIT %s",
+        (session_id, from_seq, limit),
+    )
+    return [(r[0], bytes(r[1]), bool(r[2])) for r in await cur.fetchall()]
+
+
+async def live_has_chunk(conn, session_id: str, seq: int) -> bool:
+    cur = await conn.execute("SELECT 1 FROM live_chunks WHERE session_id = %s AND seq = %s", (session_id, seq))
+    return await cur.fetchone() is not None
+
+
+async def live_add_sentence(
+    pool: AsyncConnectionPool, session_id: str, idx: int, start_ms: int, end_ms: int, pcm: bytes, partial: str
+) -> bool:
+    """Store a closed sentence and defer its final in one transaction; False if it already existed."""
+    async with pool.connection() as conn:
+        async with conn.transaction():
+            cur = await conn.execute(
+                """
+                INSERT INTO live_sentences (session_id, idx, start_ms, end_ms, pcm, partial_text)
+                VALUES (%s, %s, %s, %s, %s, %s) ON CONFLICT DO NOTHING
+                """,
+                (session_id, idx, start_ms, max(start_ms, end_ms), pcm, partial),
+            )
+            if cur.rowcount != 1:
+                return False
+            await conn.execute(
+                """
+                SELECT procrastinate_defer_jobs_v1(ARRAY[ROW(
+                       'final', 'asr.finalize_segment', 30, NULL, NULL,
+                       jsonb_build_object('session_id', %s::text, 'idx', %s::int), NULL
+                       )::procrastinate_job_to_defer_v1])
+                """,
+                (session_id, idx),
+            )
+    return True
+
+
+async def live_pending_sentences(pool: AsyncConnectionPool, session_id: str) -> int:
+    async with pool.connection() as conn:
+        cur = await conn.execute(
+            "SELECT count(*) FROM live_sentences WHERE session_id = %s AND status = 'pending'", (session_id,)
+        )
+        return (await cur.fetchone())[0]
+
+
+async def live_sentences(pool: AsyncConnectionPool, session_id: str) -> list[tuple]:
+    """(idx, start_ms, end_ms, text, status, partial_text) of every sentence, in order."""
+    async with pool.connection() as conn:
+        cur = await conn.execute(
+            """
+            SELECT idx, start_ms, end_ms, final_text, status, partial_text FROM live_sentences
+             WHERE session_id = %s ORDER BY idx
+            """,
+            (session_id,),
+        )
+        return await cur.fetchall()
+
+
+async def live_language(pool: AsyncConnectionPool, session_id: str) -> str | None:
+    async with pool.connection() as conn:
+        cur = await conn.execute(
+            "SELECT COALESCE(NULLIF(NULLIF(lower(language_requested), ''), 'auto'), language)"
+            " FROM transcriptions WHERE id = %s",
+            (session_id,),
+        )
+        row = await cur.fetchone()
+    return row[0] if row else None
+
+
+async def live_close(
+    pool: AsyncConnectionPool,
+    session_id: str,
+    attempts: int,
+    *,
+    text: str,
+    language: str | None,
+    duration_s: float,
+    model: str,
+    engine: str,
+    engine_s: float,
+    worker_id: str,
+    segments: Sequence[tuple[float, float, str]],
+    closing: dict,
+) -> bool:
+    """Store the session's transcription, close the session, drop its chunks, send the closing message."""
+    async with pool.connection() as conn:
+        async with conn.transaction():
+            cur = await conn.execute(
+                """
+                UPDATE transcriptions
+                   SET status = 'done', text = %(text)s, language = COALESCE(%(language)s, language),
+                       duration_s = %(duration)s, model = %(model)s, engine = %(engine)s, worker = %(worker)s,
+                       rtf = %(rtf)s, engine_s = %(engine_s)s, progress = 1, finished_at = now(), error = NULL
+                 WHERE id = %(id)s AND status = 'processing' AND attempts = %(a)s
+                """,
+                {
+                    "id": session_id,
+                    "a": attempts,
+                    "text": text,
+                    "language": language,
+                    "duration": duration_s,
+                    "model": model,
+                    "engine": engine,
+                    "worker": worker_id,
+                    "rtf": (engine_s / duration_s) if duration_s > 0 else None,
+                    "engine_s": engine_s,
+                },
+            )
+            if cur.rowcount != 1:
+                return False
+            await conn.execute("DELETE FROM segments WHERE transcription_id = %s", (session_id,))
+            if segments:
+                async with conn.cursor() as c:
+                    await c.executemany(
+                        "INSERT INTO segments (transcription_id, idx, start_s, end_s, text)"
+                        " VALUES (%s, %s, %s, %s, %s)",
+                        [(session_id, i, s, max(s, e), t) for i, (s, e, t) in enumerate(segments)],
+                    )
+            await conn.execute(
+                "UPDATE live_sessions SET state = 'closed', closed_at = now() WHERE id = %s", (session_id,)
+            )
+            await conn.execute("DELETE FROM live_chunks WHERE session_id = %s", (session_id,))
+            await notify_caption(conn, session_id, closing)
+    return True
+
+
+async def live_fail(pool: AsyncConnectionPool, session_id: str, error: str, code: str) -> None:
+    """Give up on a session: error message to its client, transcription failed, session failed."""
+    async with pool.connection() as conn:
+        async with conn.transaction():
+            await conn.execute(
+                """
+                UPDATE transcriptions SET status = 'failed', error = %s, finished_at = now()
+                 WHERE id = %s AND status = 'processing'
+                """,
+                (error, session_id),
+            )
+            await conn.execute(
+                "UPDATE live_sessions SET state = 'failed', closed_at = now() WHERE id = %s", (session_id,)
+            )
+            await notify_caption(conn, session_id, {"error": error, "code": code})
+
+
+@dataclasses.dataclass(frozen=True)
+class SentenceToFinalize:
+    start_ms: int
+    end_ms: int
+    pcm: bytes
+    status: str
+    partial_text: str
+    mode: str
+    wav_name: str
+    language: str | None
+    hotwords: str
+
+
+async def live_sentence_for_final(pool: AsyncConnectionPool, session_id: str, idx: int) -> SentenceToFinalize | None:
+    async with pool.connection() as conn:
+        cur = await conn.execute(
+            """
+            SELECT x.start_ms, x.end_ms, x.pcm, x.status, x.partial_text, s.mode, s.wav_name,
+                   COALESCE(NULLIF(NULLIF(lower(t.language_requested), ''), 'auto'), t.language), t.hotwords
+              FROM live_sentences x JOIN live_sessions s ON s.id = x.session_id
+              JOIN transcriptions t ON t.id = x.session_id
+             WHERE x.session_id = %s AND x.idx = %s
+            """,
+            (session_id, idx),
+        )
+        r = await cur.fetchone()
+    if r is None:
+        return None
+    return SentenceToFinalize(r[0], r[1], bytes(r[2]), r[3], r[4] or "", r[5], r[6] or "", r[7], r[8] or "")
+
+
+async def live_keep_language(pool: AsyncConnectionPool, session_id: str, language: str) -> str:
+    """Record the session's detected language once; return the one kept (first detection wins)."""
+    async with pool.connection() as conn:
+        await conn.execute(
+            "UPDATE transcriptions SET language = %s WHERE id = %s AND language IS NULL", (language, session_id)
+        )
+        cur = await conn.execute("SELECT language FROM transcriptions WHERE id = %s", (session_id,))
+        row = await cur.fetchone()
+    return (row[0] if row else None) or language
+
+
+async def live_finish_sentence(
+    pool: AsyncConnectionPool, session_id: str, idx: int, *, text: str | None, status: str, caption: dict | None
+) -> bool:
+    """Store a sentence's final (or its failure) and send its caption in the same transaction."""
+    async with pool.connection() as conn:
+        async with conn.transaction():
+            cur = await conn.execute(
+                """
+                UPDATE live_sentences SET final_text = %s, status = %s, finalized_at = clock_timestamp()
+                 WHERE session_id = %s AND idx = %s AND status = 'pending'
+                """,
+                (text, status, session_id, idx),
+            )
+            if cur.rowcount != 1:
+                return False
+            if caption is not None:
+                await notify_caption(conn, session_id, caption)
+    return True

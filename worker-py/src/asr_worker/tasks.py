@@ -32,6 +32,8 @@ app = procrastinate.App(connector=procrastinate.PsycopgConnector())
 
 def make_app(database_url: str, *, min_size: int = 2, max_size: int = 10) -> procrastinate.App:
     """The task app bound to ``database_url`` (tasks are shared with the module-level ``app``)."""
+    from . import live  # noqa: F401  (registers asr.live_session and asr.finalize_segment)
+
     return app.with_connector(
         procrastinate.PsycopgConnector(
             conninfo=database_url,
@@ -51,6 +53,7 @@ class Runtime:
     storage: Storage
     registry: Registry
     pool: AsyncConnectionPool
+    live: object | None = None  # engines.streaming.LiveModels when this worker serves live/final
 
     @property
     def worker_id(self) -> str:

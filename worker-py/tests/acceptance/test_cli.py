@@ -33,7 +33,15 @@ def test_check_reports_what_this_worker_can_serve(database_url, store, tmp_path)
     assert "storage: ok" in ok.stdout
     assert "engine: offline" in ok.stdout and "whisper-tiny.en" in ok.stdout
     assert "device: cpu" in ok.stdout
-    assert "queues: batch" in ok.stdout
+    assert "queues: batch, live, final" in ok.stdout
+    assert "live: ok" in ok.stdout
+
+    # Without the audio store, live and final are still servable (their audio is in the database).
+    nostore = dict(env, ASR_STORAGE_URL=(tmp_path / "no").as_uri(), ASR_WORKER_QUEUES="batch,live,final")
+    ns = _run(["check"], nostore, tmp_path)
+    assert ns.returncode == 0, ns.stdout + ns.stderr
+    assert "queue batch: not servable without the audio store" in ns.stdout
+    assert "queues: live, final" in ns.stdout
 
     bad = dict(
         env,
@@ -79,8 +87,8 @@ def test_refuses_queues_it_has_no_task_for(tmp_path):
         "PATH": "/usr/bin:/bin",
         "HOME": str(tmp_path),
         "DATABASE_URL": "postgresql://x@127.0.0.1:1/x",
-        "ASR_WORKER_QUEUES": "live,final",
+        "ASR_WORKER_QUEUES": "gpu,other",
     }
     out = _run(["run"], env, tmp_path, timeout=60)
     assert out.returncode == 2
-    assert "Not serving queue(s) live, final" in out.stderr
+    assert "Not serving queue(s) gpu, other" in out.stderr

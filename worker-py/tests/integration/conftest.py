@@ -192,13 +192,13 @@ class Harness:
         await self.registry.stop_heartbeat()
         await self.app.close_async()
 
-    def worker(self, *, wait: bool = False, **kwargs):
+    def worker(self, *, wait: bool = False, queues=("batch",), name: str | None = None, **kwargs):
         import procrastinate.worker
 
         return procrastinate.worker.Worker(
             self.app,
-            queues=["batch"],
-            name=self.settings.worker_name,
+            queues=list(queues),
+            name=f"{self.settings.worker_name}/{name}" if name else self.settings.worker_name,
             wait=wait,
             additional_context={"runtime": self.runtime},
             install_signal_handlers=False,

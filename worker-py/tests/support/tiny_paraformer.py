@@ -9,7 +9,7 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
-__all__ = ["build_tiny_paraformer", "build_tiny_ct_punc"]
+__all__ = ["build_tiny_paraformer", "build_tiny_ct_punc", "build_tiny_paraformer_streaming"]
 
 N_MELS, LFR_M, LFR_N = 80, 7, 6
 D_MODEL = 32
@@ -175,6 +175,63 @@ def build_tiny_ct_punc(target: Path, *, seed: int = 0) -> Path:
     (target / "config.yaml").write_text(PUNC_CONFIG, encoding="utf-8")
     tokens = ["<blank>", "<s>", "</s>", *CHARS, "<unk>"]
     (target / "tokens.json").write_text(json.dumps(tokens, ensure_ascii=False), encoding="utf-8")
+    torch.manual_seed(seed)
+    torch.save({}, target / "model.pt")
+    model = AutoModel(model=str(target), device="cpu", disable_update=True, disable_pbar=True, disable_log=True)
+    torch.save(model.model.state_dict(), target / "model.pt")
+    return target
+
+
+STREAMING_CONFIG = (
+    CONFIG.replace("model: Paraformer\n", "model: ParaformerStreaming\n")
+    .replace("encoder: SANMEncoder\n", "encoder: SANMEncoderChunkOpt\n")
+    .replace(
+        "    input_layer: pe\n",
+        "    input_layer: pe_online\n",
+        1,
+    )
+    .replace(
+        "    selfattention_layer_type: sanm\n\ndecoder:",
+        "    selfattention_layer_type: sanm\n"
+        "    chunk_size: [12, 15]\n"
+        "    stride: [8, 10]\n"
+        "    pad_left: [0, 0]\n"
+        "    encoder_att_look_back_factor: [4, 4]\n"
+        "    decoder_att_look_back_factor: [1, 1]\n\ndecoder:",
+    )
+    .replace("    sanm_shfit: 0\n\npredictor:", "    sanm_shfit: 5\n\npredictor:")
+    .replace("frontend: WavFrontend\n", "frontend: WavFrontendOnline\n")
+)
+
+
+def build_tiny_paraformer_streaming(target: Path, *, seed: int = 0) -> Path:
+    """A tiny random ``paraformer-zh-streaming`` directory (ParaformerStreaming, SANMEncoderChunkOpt)."""
+    import torch
+    from funasr import AutoModel
+
+    target = Path(target)
+    target.mkdir(parents=True, exist_ok=True)
+    (target / "config.yaml").write_text(STREAMING_CONFIG, encoding="utf-8")
+    tokens = ["<blank>", "<s>", "</s>", *CHARS, "<unk>"]
+    (target / "tokens.json").write_text(json.dumps(tokens, ensure_ascii=False), encoding="utf-8")
+    (target / "am.mvn").write_text(_am_mvn(N_MELS * LFR_M), encoding="utf-8")
+    (target / "configuration.json").write_text(
+        json.dumps(
+            {
+                "framework": "pytorch",
+                "task": "auto-speech-recognition",
+                "model": {"type": "funasr"},
+                "file_path_metas": {
+                    "init_param": "model.pt",
+                    "config": "config.yaml",
+                    "tokenizer_conf": {"token_list": "tokens.json"},
+                    "frontend_conf": {"cmvn_file": "am.mvn"},
+                },
+            },
+            indent=2,
+        ),
+        encoding="utf-8",
+    )
     torch.manual_seed(seed)
     torch.save({}, target / "model.pt")
     model = AutoModel(model=str(target), device="cpu", disable_update=True, disable_pbar=True, disable_log=True)

@@ -42,7 +42,7 @@ def test_join_texts():
 def test_defaults_match_the_contract(tmp_path, monkeypatch):
     monkeypatch.chdir(tmp_path)
     s = load_settings({})
-    assert s.worker_queues == ("batch",)
+    assert s.worker_queues == ("batch", "live", "final")
     assert s.engine == "auto"
     assert s.offline_model == "base"
     assert s.device == "auto"

@@ -10,7 +10,7 @@ import threading
 from ..config import Settings
 from .base import Aborted, Engine, EngineError, Segment, Transcript
 
-__all__ = ["load_engine", "funasr_usable", "Engine", "EngineError", "Aborted", "Segment", "Transcript"]
+__all__ = ["load_engine", "load_live", "funasr_usable", "Engine", "EngineError", "Aborted", "Segment", "Transcript"]
 
 log = logging.getLogger(__name__)
 
@@ -99,9 +99,27 @@ def _funasr(settings: Settings) -> Engine:
         punc_model=settings.funasr_punc_model,
         device=settings.device,
         cpu_threads=settings.cpu_threads,
+        streaming_model=_streaming_model(settings),
     )
     log.info("Engine funasr on %s: %s", engine.device, _names(engine.models))
     return engine
+
+
+def _streaming_model(settings: Settings) -> str:
+    """The streaming model to load for live partials, or '' (not serving live, or it cannot be had)."""
+    name = settings.funasr_streaming_model
+    if "live" not in settings.queues or (name or "").strip().lower() in ("", "none", "off"):
+        return ""
+    from .funasr_engine import modelscope_cached
+
+    if modelscope_cached(name) is None and not _hub_reachable():
+        log.warning(
+            "!!! FunASR streaming model %s is not downloaded and ModelScope cannot be reached: "
+            "live sessions get no partial captions",
+            name,
+        )
+        return ""
+    return name
 
 
 def _offline(settings: Settings) -> Engine:
@@ -129,3 +147,16 @@ def _cuda_for_ctranslate2() -> bool:
         return ctranslate2.get_cuda_device_count() > 0
     except Exception:
         return False
+
+
+def load_live(settings: Settings, engine: Engine):
+    """The live pieces for ``engine``: the streaming fsmn-vad (shipped ONNX model) and partial decoders."""
+    from .models import fsmn_vad_dir
+    from .streaming import LiveModels, StreamingVad
+
+    vad = StreamingVad(
+        fsmn_vad_dir(settings.offline_vad_model),
+        end_silence_ms=settings.live_end_silence_ms,
+        max_sentence_ms=int(settings.live_max_sentence_s * 1000),
+    )
+    return LiveModels(engine, vad, partial_interval_ms=settings.live_partial_interval_ms)

@@ -84,6 +84,7 @@ class FunasrEngine:
         punc_model: str = "ct-punc",
         device: str = "auto",
         cpu_threads: int = 0,
+        streaming_model: str = "",
     ):
         try:
             from funasr import AutoModel
@@ -112,6 +113,27 @@ class FunasrEngine:
             raise EngineError(f"FunASR models could not be loaded ({model}, {vad_model}, {punc_model}): {exc}") from exc
         self.models = {"asr": model, "vad": vad_model or "", "punc": punc_model or ""}
         self.lock = threading.Lock()
+        # Live partials: a streaming paraformer, one object for every session (each keeps its own cache).
+        self.streaming = None
+        self.streaming_lock = threading.Lock()
+        streaming_model = _optional(streaming_model)
+        if streaming_model:
+            try:
+                self.streaming = AutoModel(
+                    model=_local_or_name(streaming_model),
+                    device=self.device,
+                    disable_update=True,
+                    disable_pbar=True,
+                    disable_log=True,
+                    ncpu=kwargs["ncpu"],
+                )
+                self.models["streaming"] = streaming_model
+            except Exception as exc:  # files still transcribe; live sessions get finals without partials
+                log.warning(
+                    "!!! FunASR streaming model %s could not be loaded (%s): live sessions get no partial captions",
+                    streaming_model,
+                    exc,
+                )
 
     def transcribe(
         self,

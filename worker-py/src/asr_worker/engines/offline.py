@@ -29,7 +29,7 @@ _ZH_PROMPT = "以下是普通话的句子。"
 
 
 class OfflineEngine:
-    """fsmn-vad + Whisper. Load once per process; ``transcribe`` is serialised by ``lock``."""
+    """fsmn-vad + Whisper. Load once per process; every Whisper call is serialised by ``lock``."""
 
     name = "offline"
 
@@ -78,43 +78,44 @@ class OfflineEngine:
         progress: ProgressCallback | None = None,
         should_abort: AbortCheck | None = None,
     ) -> Transcript:
-        with self.lock:
-            t0 = time.perf_counter()
-            duration = len(samples) / SAMPLE_RATE
-            if not self.multilingual:
-                language = "en"
-            chunks = merge_spans(self.vad(samples), max_len=_CHUNK_S)
-            segments: list[Segment] = []
-            detected = language
-            if detected is None and chunks:
+        t0 = time.perf_counter()
+        duration = len(samples) / SAMPLE_RATE
+        if not self.multilingual:
+            language = "en"
+        chunks = merge_spans(self.vad(samples), max_len=_CHUNK_S)
+        segments: list[Segment] = []
+        detected = language
+        if detected is None and chunks:
+            with self.lock:
                 detected = self._detect_language(samples, chunks[0])
-            speech_end = chunks[-1].end if chunks else 0.0
+        speech_end = chunks[-1].end if chunks else 0.0
 
-            def at(position: float) -> None:
-                if progress is not None and speech_end > 0:
-                    progress(min(1.0, position / speech_end))
+        def at(position: float) -> None:
+            if progress is not None and speech_end > 0:
+                progress(min(1.0, position / speech_end))
 
-            for chunk in chunks:
-                if should_abort is not None and should_abort():
-                    raise Aborted()
+        for chunk in chunks:
+            if should_abort is not None and should_abort():
+                raise Aborted()
+            with self.lock:  # per chunk: live partials and finals get their turn between chunks
                 found, lang = self._decode_chunk(samples, chunk, detected, hotwords, should_abort, at)
-                detected = detected or lang
-                segments.extend(found)
-                at(chunk.end)
-            if progress is not None:
-                progress(1.0)
-            if detected and is_chinese(detected):
-                segments = [Segment(s.start, s.end, to_simplified(s.text)) for s in segments]
-            text = join_texts([s.text for s in segments])
-            return Transcript(
-                text=text,
-                segments=segments,
-                language=detected,
-                duration_s=duration,
-                engine=self.name,
-                model=self.model_name,
-                engine_s=time.perf_counter() - t0,
-            )
+            detected = detected or lang
+            segments.extend(found)
+            at(chunk.end)
+        if progress is not None:
+            progress(1.0)
+        if detected and is_chinese(detected):
+            segments = [Segment(s.start, s.end, to_simplified(s.text)) for s in segments]
+        text = join_texts([s.text for s in segments])
+        return Transcript(
+            text=text,
+            segments=segments,
+            language=detected,
+            duration_s=duration,
+            engine=self.name,
+            model=self.model_name,
+            engine_s=time.perf_counter() - t0,
+        )
 
     def _detect_language(self, samples: np.ndarray, chunk: SpeechSpan) -> str | None:
         """Detect the language once, on the first speech chunk, so every chunk decodes alike."""
