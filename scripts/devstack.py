@@ -3,7 +3,11 @@
 run     PostgreSQL (the embedded cluster under .data/pg unless DATABASE_URL is set), migrations,
         the gateway and one worker; prints the URL once /api/v1/health is ready. Ctrl-C stops
         all of it, the cluster too, and a second run reuses .data.
-worker  one more worker against the running stack (DATABASE_URL, or the stack's .data/db-url).
+        With the embedded cluster the gateway runs as the owner role (it applies the migrations)
+        and the worker as a login of the group asr_worker (`worker_local`, made on first run, its
+        URL kept in .data/worker-db-url, mode 0600), so every run exercises least privilege.
+worker  one more worker against the running stack (DATABASE_URL, else .data/worker-db-url, else
+        .data/db-url).
 """
 
 from __future__ import annotations
@@ -22,10 +26,13 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT / "scripts"))
 import devdb  # noqa: E402
+import lan_credentials  # noqa: E402
 
 DATA = ROOT / ".data"
 GATEWAY = Path(os.environ.get("ASR_GATEWAY_BIN", ROOT / "bin" / "asr-gateway"))
 WORKER = ROOT / ".venv" / "bin" / "asr-worker"
+WORKER_URL_FILE = DATA / "worker-db-url"
+WORKER_LOGIN = "local"  # the login worker_local in group asr_worker
 READY_TIMEOUT_S = float(os.environ.get("ASR_READY_TIMEOUT_S", "900"))
 
 
@@ -106,8 +113,14 @@ def run() -> int:
     try:
         log("applying migrations")
         subprocess.run([str(GATEWAY), "migrate"], env=env, check=True)
+        worker_env = env
+        if started_db:
+            worker_env = {**env, "DATABASE_URL": lan_credentials.ensure(
+                env["DATABASE_URL"], "worker", WORKER_LOGIN, WORKER_URL_FILE)}
+            log(f"the worker logs in as {lan_credentials.login_name('worker', WORKER_LOGIN)} "
+                f"(group asr_worker; URL in {WORKER_URL_FILE.relative_to(ROOT)})")
         procs.append(spawn("gateway", [str(GATEWAY), "serve"], env))
-        procs.append(spawn("worker", [str(WORKER), "run"], env))
+        procs.append(spawn("worker", [str(WORKER), "run"], worker_env))
         addr = env["ASR_HTTP_ADDR"]
         log(f"waiting for http://{addr}/api/v1/health (the first start prepares the models)")
         deadline = time.monotonic() + READY_TIMEOUT_S
@@ -144,7 +157,8 @@ def run() -> int:
 def worker() -> int:
     env = dict(os.environ)
     if not env.get("DATABASE_URL"):
-        url_file = DATA / "db-url"
+        # The least-privileged login `make run` made; stacks from before it have only the owner's.
+        url_file = WORKER_URL_FILE if WORKER_URL_FILE.exists() else DATA / "db-url"
         if not url_file.exists():
             log("no running stack found (.data/db-url is missing): start one with `make run`, or set DATABASE_URL")
             return 1

@@ -51,8 +51,8 @@ func TestMain_Migrate(t *testing.T) {
 			require.NoError(t, m.Run(ctx))
 			require.NoError(t, m.Close())
 		}
-		require.Contains(t, b.stdout.String(), "schema at version 3 (was 0, latest 3)") // 0003_live.sql
-		require.Contains(t, b.stdout.String(), "schema at version 3 (was 3, latest 3)")
+		require.Contains(t, b.stdout.String(), "schema at version 4 (was 0, latest 4)") // 0004_roles.sql
+		require.Contains(t, b.stdout.String(), "schema at version 4 (was 4, latest 4)")
 	})
 }
 
