@@ -17,6 +17,7 @@ TORCH_DIR     ?= $(LANASR_CACHE)/torch-$(TORCH_VERSION)-$(PYTAG)
 VENV          := $(CURDIR)/.venv
 VPY           := $(VENV)/bin/python
 GATEWAY_BIN   := $(CURDIR)/bin/asr-gateway
+WSCLIENT_BIN  := $(CURDIR)/bin/asr-wsclient
 SQLC_VERSION  := v1.30.0
 GO_SOURCES    := $(shell find gateway-go migrations -name '*.go' -o -name '*.sql' -o -name 'go.mod' -o -name 'go.sum' 2>/dev/null)
 UI_SOURCES    := $(shell find frontend -path frontend/node_modules -prune -o -type f -print 2>/dev/null)
@@ -62,8 +63,11 @@ $(GATEWAY_BIN): $(GO_SOURCES) $(wildcard gateway-go/ui/dist/index.html)
 	@echo ">> building the gateway"
 	cd gateway-go && go build -trimpath -o $(GATEWAY_BIN) ./cmd/asr-gateway
 
+$(WSCLIENT_BIN): $(GO_SOURCES)
+	cd gateway-go && go build -trimpath -o $(WSCLIENT_BIN) ./cmd/asr-wsclient
+
 .PHONY: gateway
-gateway: $(GATEWAY_BIN) ## Build the Go gateway (bin/asr-gateway)
+gateway: $(GATEWAY_BIN) $(WSCLIENT_BIN) ## Build the Go gateway (bin/asr-gateway) and its FunASR-protocol client (bin/asr-wsclient)
 
 frontend/node_modules/.package-lock.json: frontend/package-lock.json
 	cd frontend && npm ci --no-audit --no-fund --loglevel=error
@@ -93,6 +97,11 @@ worker: venv ## Start one more worker against the running stack
 .PHONY: db-url
 db-url: ## Print the database URL of the running stack
 	@if [ -n "$$DATABASE_URL" ]; then echo "$$DATABASE_URL"; else cat .data/db-url 2>/dev/null || { echo "no stack here yet: run make run" >&2; exit 1; }; fi
+
+.PHONY: credentials
+credentials: venv ## Database login for a LAN machine or person: make credentials ROLE=worker|gateway|reader NAME=laptop-anna [HOST=192.168.1.10]
+	@test -n "$(ROLE)" -a -n "$(NAME)" || { echo "usage: make credentials ROLE=worker|gateway|reader NAME=laptop-anna [HOST=addr]" >&2; exit 1; }
+	@$(VPY) scripts/lan_credentials.py create --role "$(ROLE)" --name "$(NAME)" $(if $(HOST),--host "$(HOST)")
 
 .PHONY: migrate
 migrate: gateway ## Apply migrations to DATABASE_URL (or the running stack's database)

@@ -6,12 +6,12 @@ its own audio store and its own gateway port, so tests never share state.
 
 from __future__ import annotations
 
+import hashlib
 import json
 import os
 import signal
 import socket
 import subprocess
-import sys
 import time
 import uuid
 from dataclasses import dataclass, field
@@ -25,8 +25,14 @@ ROOT = Path(__file__).resolve().parent.parent
 SPEECH = ROOT.parent / "shared" / "testdata" / "speech"
 GATEWAY_BIN = Path(os.environ.get("ASR_GATEWAY_BIN", ROOT / "bin" / "asr-gateway"))
 WORKER_BIN = ROOT / ".venv" / "bin" / "asr-worker"
+# The gateway's FunASR-protocol client; `make gateway` builds it next to the gateway.
+WSCLIENT = ROOT / "bin" / "asr-wsclient"
 ARTIFACTS = ROOT / "tests" / "artifacts"
-TEMPLATE = "lanasr_e2e_tpl"
+MIGRATIONS = ROOT / "migrations"
+# The template's name carries a digest of the migrations, so a changed schema gets a new one.
+TEMPLATE = "lanasr_e2e_tpl_" + hashlib.sha256(
+    b"".join(p.read_bytes() for p in sorted(MIGRATIONS.glob("*.sql")))
+).hexdigest()[:10]
 
 
 def admin_url() -> str:
@@ -57,7 +63,7 @@ def scrubbed_env(**extra: str) -> dict[str, str]:
 @pytest.fixture(scope="session")
 def template_db() -> str:
     with psycopg.connect(admin_url(), autocommit=True) as conn:
-        conn.execute("SELECT pg_advisory_lock(hashtext('lanasr_e2e_tpl'))")
+        conn.execute("SELECT pg_advisory_lock(hashtext(%s))", (TEMPLATE,))
         try:
             exists = conn.execute("SELECT 1 FROM pg_database WHERE datname = %s", (TEMPLATE,)).fetchone()
             if not exists:
@@ -65,7 +71,7 @@ def template_db() -> str:
                 subprocess.run([str(GATEWAY_BIN), "migrate"], check=True,
                                env=scrubbed_env(DATABASE_URL=db_url_for(TEMPLATE)))
         finally:
-            conn.execute("SELECT pg_advisory_unlock(hashtext('lanasr_e2e_tpl'))")
+            conn.execute("SELECT pg_advisory_unlock(hashtext(%s))", (TEMPLATE,))
     return TEMPLATE
 
 

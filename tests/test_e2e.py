@@ -9,7 +9,6 @@ import time
 from pathlib import Path
 
 import httpx
-import pytest
 
 from conftest import SPEECH, load_transcripts
 from speech import error_rate, long_recording, normalise_zh
