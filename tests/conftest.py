@@ -105,9 +105,10 @@ class Stack:
         self.procs[name] = proc
         return proc
 
-    def start_gateway(self) -> None:
+    def start_gateway(self, **extra: str) -> None:
         env = scrubbed_env(DATABASE_URL=self.db_url, ASR_HTTP_ADDR=f"127.0.0.1:{self.port}",
                            ASR_STORAGE_DIR=str(self.store), ASR_MAX_UPLOAD_MB="8")
+        env.update(extra)
         self._spawn("gateway", [str(GATEWAY_BIN), "serve"], env)
         self.wait_http()
 
