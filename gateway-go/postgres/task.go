@@ -333,27 +333,13 @@ func (s *TaskService) estimateWait(ctx context.Context, position int) (float64, 
 	if position <= 0 {
 		return 0, nil
 	}
-	q := s.db.queries()
-	per, err := q.TaskAvgProcessingSeconds(ctx)
+	est, err := s.db.queries().TaskWaitEstimate(ctx, s.WorkerTimeout.Seconds())
 	if err != nil {
 		return 0, wrapErr(err)
 	}
+	per, running, slots := est.AvgSeconds, est.Running, est.Slots
 	if per <= 0 {
 		per = defaultJobSeconds
-	}
-	slots, err := q.WorkerActiveConcurrency(ctx, s.WorkerTimeout.Seconds())
-	if err != nil {
-		return 0, wrapErr(err)
-	}
-	st, err := q.TaskCountByStatus(ctx)
-	if err != nil {
-		return 0, wrapErr(err)
-	}
-	var running int64
-	for _, c := range st {
-		if c.Status == asr.StatusProcessing {
-			running = c.Count
-		}
 	}
 	ahead := float64(position-1) + float64(running)
 	if slots < 1 {

@@ -78,16 +78,29 @@ RETURNING *;
 DELETE FROM transcriptions
 WHERE id = @id;
 
--- name: TaskAvgProcessingSeconds :one
--- Mean wall time of the most recent finished transcriptions, for wait estimates.
-SELECT coalesce(avg(extract(epoch FROM (finished_at - started_at))), 0)::double precision AS seconds
-FROM (
-    SELECT started_at, finished_at
-    FROM transcriptions
-    WHERE status = 'done' AND started_at IS NOT NULL AND finished_at IS NOT NULL
-    ORDER BY finished_at DESC
-    LIMIT 20
-) recent;
+-- name: TaskWaitEstimate :one
+-- The inputs of a queue-wait estimate in one round trip, each from an index: the mean wall time
+-- of the 20 most recently finished files, the files being transcribed now, and the batch slots
+-- of the active workers.
+SELECT
+    coalesce((
+        SELECT avg(extract(epoch FROM (finished_at - started_at)))
+        FROM (
+            SELECT started_at, finished_at
+            FROM transcriptions
+            WHERE status = 'done' AND kind = 'file' AND started_at IS NOT NULL AND finished_at IS NOT NULL
+            ORDER BY finished_at DESC
+            LIMIT 20
+        ) recent
+    ), 0)::double precision AS avg_seconds,
+    (SELECT count(*) FROM transcriptions WHERE status = 'processing' AND kind = 'file')::bigint AS running,
+    (
+        SELECT coalesce(sum(greatest(concurrency, 1)), 0)
+        FROM workers
+        WHERE state IN ('idle', 'busy')
+          AND 'batch' = ANY (queues)
+          AND last_heartbeat > now() - make_interval(secs => @timeout_s::double precision)
+    )::bigint AS slots;
 
 -- name: TaskInsertLive :one
 INSERT INTO transcriptions (

@@ -12,25 +12,6 @@ import (
 	"github.com/google/uuid"
 )
 
-const taskAvgProcessingSeconds = `-- name: TaskAvgProcessingSeconds :one
-SELECT coalesce(avg(extract(epoch FROM (finished_at - started_at))), 0)::double precision AS seconds
-FROM (
-    SELECT started_at, finished_at
-    FROM transcriptions
-    WHERE status = 'done' AND started_at IS NOT NULL AND finished_at IS NOT NULL
-    ORDER BY finished_at DESC
-    LIMIT 20
-) recent
-`
-
-// Mean wall time of the most recent finished transcriptions, for wait estimates.
-func (q *Queries) TaskAvgProcessingSeconds(ctx context.Context) (float64, error) {
-	row := q.db.QueryRow(ctx, taskAvgProcessingSeconds)
-	var seconds float64
-	err := row.Scan(&seconds)
-	return seconds, err
-}
-
 const taskCount = `-- name: TaskCount :one
 SELECT count(*)
 FROM transcriptions
@@ -512,4 +493,42 @@ func (q *Queries) TaskSetLiveAudio(ctx context.Context, arg TaskSetLiveAudioPara
 		arg.ID,
 	)
 	return err
+}
+
+const taskWaitEstimate = `-- name: TaskWaitEstimate :one
+SELECT
+    coalesce((
+        SELECT avg(extract(epoch FROM (finished_at - started_at)))
+        FROM (
+            SELECT started_at, finished_at
+            FROM transcriptions
+            WHERE status = 'done' AND kind = 'file' AND started_at IS NOT NULL AND finished_at IS NOT NULL
+            ORDER BY finished_at DESC
+            LIMIT 20
+        ) recent
+    ), 0)::double precision AS avg_seconds,
+    (SELECT count(*) FROM transcriptions WHERE status = 'processing' AND kind = 'file')::bigint AS running,
+    (
+        SELECT coalesce(sum(greatest(concurrency, 1)), 0)
+        FROM workers
+        WHERE state IN ('idle', 'busy')
+          AND 'batch' = ANY (queues)
+          AND last_heartbeat > now() - make_interval(secs => $1::double precision)
+    )::bigint AS slots
+`
+
+type TaskWaitEstimateRow struct {
+	AvgSeconds float64
+	Running    int64
+	Slots      int64
+}
+
+// The inputs of a queue-wait estimate in one round trip, each from an index: the mean wall time
+// of the 20 most recently finished files, the files being transcribed now, and the batch slots
+// of the active workers.
+func (q *Queries) TaskWaitEstimate(ctx context.Context, timeoutS float64) (TaskWaitEstimateRow, error) {
+	row := q.db.QueryRow(ctx, taskWaitEstimate, timeoutS)
+	var i TaskWaitEstimateRow
+	err := row.Scan(&i.AvgSeconds, &i.Running, &i.Slots)
+	return i, err
 }

@@ -18,12 +18,6 @@ WHERE state IN ('idle', 'busy')
   AND last_heartbeat > now() - make_interval(secs => @timeout_s::double precision)
 ORDER BY engine;
 
--- name: WorkerActiveConcurrency :one
-SELECT coalesce(sum(greatest(concurrency, 1)), 0)::bigint AS slots
-FROM workers
-WHERE state IN ('idle', 'busy')
-  AND last_heartbeat > now() - make_interval(secs => @timeout_s::double precision);
-
 -- name: WorkerLiveAvailable :one
 -- Whether an active worker serves queue live.
 SELECT EXISTS (

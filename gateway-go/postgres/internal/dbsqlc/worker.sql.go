@@ -9,20 +9,6 @@ import (
 	"context"
 )
 
-const workerActiveConcurrency = `-- name: WorkerActiveConcurrency :one
-SELECT coalesce(sum(greatest(concurrency, 1)), 0)::bigint AS slots
-FROM workers
-WHERE state IN ('idle', 'busy')
-  AND last_heartbeat > now() - make_interval(secs => $1::double precision)
-`
-
-func (q *Queries) WorkerActiveConcurrency(ctx context.Context, timeoutS float64) (int64, error) {
-	row := q.db.QueryRow(ctx, workerActiveConcurrency, timeoutS)
-	var slots int64
-	err := row.Scan(&slots)
-	return slots, err
-}
-
 const workerActiveEngines = `-- name: WorkerActiveEngines :many
 SELECT DISTINCT engine
 FROM workers
