@@ -128,8 +128,9 @@ def idle_memory_rows(tmp: Path, sockets: int = 1000) -> list[tuple]:
     try:
         stack.start_gateway(ASR_LIVE_MAX_SESSIONS=str(sockets + 10), ASR_LIVE_MAX_PER_CLIENT=str(sockets + 10),
                             ASR_WS_IDLE_S="600")
-        stack.sql("""INSERT INTO workers (id, host, pid, device, engine, queues, state)
-                     VALUES ('bench-standin', 'bench', 1, 'cpu', 'offline', '{live}', 'idle')""")
+        standin = psycopg.connect(db, autocommit=True)
+        standin.execute("""INSERT INTO workers (id, host, pid, device, engine, queues, state)
+                           VALUES ('bench-standin', 'bench', 1, 'cpu', 'offline', '{live}', 'idle')""")
 
         def rss_kb() -> int:
             status = Path(f"/proc/{stack.procs['gateway'].pid}/status").read_text()
@@ -142,8 +143,8 @@ def idle_memory_rows(tmp: Path, sockets: int = 1000) -> list[tuple]:
         peak = before
         deadline = time.monotonic() + 60
         while proc.poll() is None and time.monotonic() < deadline:
-            stack.sql("UPDATE workers SET last_heartbeat = now() WHERE id = 'bench-standin'")
-            opened = stack.sql("SELECT count(*) FROM live_sessions WHERE state = 'open'")[0][0]
+            standin.execute("UPDATE workers SET last_heartbeat = now() WHERE id = 'bench-standin'")
+            opened = standin.execute("SELECT count(*) FROM live_sessions WHERE state = 'open'").fetchone()[0]
             if opened >= sockets:
                 time.sleep(3)
                 peak = rss_kb()
@@ -151,6 +152,7 @@ def idle_memory_rows(tmp: Path, sockets: int = 1000) -> list[tuple]:
             time.sleep(0.5)
         proc.terminate()
         proc.wait(timeout=30)
+        standin.close()
         per = (peak - before) / max(opened, 1)
         return [("gateway memory per idle live socket", f"{per:.1f} KiB", "-", "-",
                  f"{opened} sockets open: RSS {before / 1024:.0f} → {peak / 1024:.0f} MiB (incl. session rows, WAV files)")]
