@@ -94,14 +94,14 @@ def _am_mvn(dim: int) -> str:
     )
 
 
-def build_tiny_paraformer(target: Path, *, seed: int = 0) -> Path:
-    """Write the model directory at ``target`` (created) and return it. Needs funasr and torch."""
+def _build_asr_dir(target: Path, config: str, seed: int) -> Path:
+    """Write an ASR model directory with ``config`` and random weights, as ModelScope lays one out."""
     import torch
     from funasr import AutoModel
 
     target = Path(target)
     target.mkdir(parents=True, exist_ok=True)
-    (target / "config.yaml").write_text(CONFIG, encoding="utf-8")
+    (target / "config.yaml").write_text(config, encoding="utf-8")
     tokens = ["<blank>", "<s>", "</s>", *CHARS, "<unk>"]
     (target / "tokens.json").write_text(json.dumps(tokens, ensure_ascii=False), encoding="utf-8")
     (target / "am.mvn").write_text(_am_mvn(N_MELS * LFR_M), encoding="utf-8")
@@ -128,6 +128,11 @@ def build_tiny_paraformer(target: Path, *, seed: int = 0) -> Path:
     model = AutoModel(model=str(target), device="cpu", disable_update=True, disable_pbar=True, disable_log=True)
     torch.save(model.model.state_dict(), target / "model.pt")
     return target
+
+
+def build_tiny_paraformer(target: Path, *, seed: int = 0) -> Path:
+    """Write the model directory at ``target`` (created) and return it. Needs funasr and torch."""
+    return _build_asr_dir(target, CONFIG, seed)
 
 
 PUNC_CONFIG = f"""\
@@ -206,34 +211,4 @@ STREAMING_CONFIG = (
 
 def build_tiny_paraformer_streaming(target: Path, *, seed: int = 0) -> Path:
     """A tiny random ``paraformer-zh-streaming`` directory (ParaformerStreaming, SANMEncoderChunkOpt)."""
-    import torch
-    from funasr import AutoModel
-
-    target = Path(target)
-    target.mkdir(parents=True, exist_ok=True)
-    (target / "config.yaml").write_text(STREAMING_CONFIG, encoding="utf-8")
-    tokens = ["<blank>", "<s>", "</s>", *CHARS, "<unk>"]
-    (target / "tokens.json").write_text(json.dumps(tokens, ensure_ascii=False), encoding="utf-8")
-    (target / "am.mvn").write_text(_am_mvn(N_MELS * LFR_M), encoding="utf-8")
-    (target / "configuration.json").write_text(
-        json.dumps(
-            {
-                "framework": "pytorch",
-                "task": "auto-speech-recognition",
-                "model": {"type": "funasr"},
-                "file_path_metas": {
-                    "init_param": "model.pt",
-                    "config": "config.yaml",
-                    "tokenizer_conf": {"token_list": "tokens.json"},
-                    "frontend_conf": {"cmvn_file": "am.mvn"},
-                },
-            },
-            indent=2,
-        ),
-        encoding="utf-8",
-    )
-    torch.manual_seed(seed)
-    torch.save({}, target / "model.pt")
-    model = AutoModel(model=str(target), device="cpu", disable_update=True, disable_pbar=True, disable_log=True)
-    torch.save(model.model.state_dict(), target / "model.pt")
-    return target
+    return _build_asr_dir(target, STREAMING_CONFIG, seed)
