@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import dataclasses
 import json
+import logging
 import uuid
 from collections.abc import Sequence
 
@@ -22,7 +23,29 @@ __all__ = [
     "worker_set_state",
     "worker_job_done",
     "workers_mark_gone",
+    "best_effort",
 ]
+
+log = logging.getLogger(__name__)
+
+
+async def best_effort(coro) -> None:
+    """Await a database update whose failure must not fail the job: log it and go on."""
+    try:
+        await coro
+    except Exception as exc:
+        log.warning("Database update failed: %s", exc)
+
+
+async def _replace_segments(conn: AsyncConnection, transcription_id: str, segments) -> None:
+    """Make ``segments`` ((start_s, end_s, text), in order) the transcription's only segments."""
+    await conn.execute("DELETE FROM segments WHERE transcription_id = %s", (transcription_id,))
+    if segments:
+        async with conn.cursor() as c:
+            await c.executemany(
+                "INSERT INTO segments (transcription_id, idx, start_s, end_s, text) VALUES (%s, %s, %s, %s, %s)",
+                [(transcription_id, i, s, max(s, e), t) for i, (s, e, t) in enumerate(segments)],
+            )
 
 
 @dataclasses.dataclass(frozen=True)
@@ -105,14 +128,7 @@ async def save_result(
             )
             if cur.rowcount != 1:
                 return False
-            await conn.execute("DELETE FROM segments WHERE transcription_id = %s", (task_id,))
-            if segments:
-                async with conn.cursor() as c:
-                    await c.executemany(
-                        "INSERT INTO segments (transcription_id, idx, start_s, end_s, text)"
-                        " VALUES (%s, %s, %s, %s, %s)",
-                        [(task_id, i, s, max(s, e), t) for i, (s, e, t) in enumerate(segments)],
-                    )
+            await _replace_segments(conn, task_id, segments)
     return True
 
 
@@ -430,14 +446,7 @@ async def live_close(
             )
             if cur.rowcount != 1:
                 return False
-            await conn.execute("DELETE FROM segments WHERE transcription_id = %s", (session_id,))
-            if segments:
-                async with conn.cursor() as c:
-                    await c.executemany(
-                        "INSERT INTO segments (transcription_id, idx, start_s, end_s, text)"
-                        " VALUES (%s, %s, %s, %s, %s)",
-                        [(session_id, i, s, max(s, e), t) for i, (s, e, t) in enumerate(segments)],
-                    )
+            await _replace_segments(conn, session_id, segments)
             await conn.execute(
                 "UPDATE live_sessions SET state = 'closed', closed_at = now() WHERE id = %s", (session_id,)
             )

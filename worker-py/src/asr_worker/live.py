@@ -82,11 +82,12 @@ async def live_session(context: JobContext, session_id: str) -> dict:
         raise JobAborted() from exc
     except SessionError as exc:
         log.warning("Live session %s failed: %s", session_id, exc)
-        await _safe(db.live_fail(rt.pool, session_id, str(exc), exc.code))
+        await db.best_effort(db.live_fail(rt.pool, session_id, str(exc), exc.code))
         return {"session_id": session_id, "status": "failed", "error": str(exc)}
     except Exception as exc:
         log.exception("Live session %s failed unexpectedly", session_id)
-        await _safe(db.live_fail(rt.pool, session_id, f"The worker failed on this live session: {exc}", "live_failed"))
+        msg = f"The worker failed on this live session: {exc}"
+        await db.best_effort(db.live_fail(rt.pool, session_id, msg, "live_failed"))
         return {"session_id": session_id, "status": "failed", "error": str(exc)}
     finally:
         try:
@@ -377,10 +378,3 @@ async def finalize_segment(context: JobContext, session_id: str, idx: int) -> di
             caption["timestamp"] = str([[s.start_ms + a, s.start_ms + b] for a, b in res.timestamp])
     await db.live_finish_sentence(rt.pool, session_id, idx, text=text, status="done", caption=caption)
     return {"session_id": session_id, "idx": idx, "status": "done"}
-
-
-async def _safe(coro) -> None:
-    try:
-        await coro
-    except Exception as exc:
-        log.warning("Database update failed: %s", exc)

@@ -140,7 +140,7 @@ async def _run(rt: Runtime, context: JobContext, claim: db.Claim) -> dict:
             done, _ = await asyncio.wait({fut}, timeout=PROGRESS_INTERVAL_S)
             if progress["value"] > reported and not done:
                 reported = progress["value"]
-                await _safe(db.set_progress(rt.pool, task_id, claim.attempts, min(reported, 0.99)))
+                await db.best_effort(db.set_progress(rt.pool, task_id, claim.attempts, min(reported, 0.99)))
             if done:
                 break
         transcript = fut.result()
@@ -153,13 +153,13 @@ async def _run(rt: Runtime, context: JobContext, claim: db.Claim) -> dict:
         reason = context.abort_reason()
         if reason == AbortReason.SHUTDOWN or (reason is None and isinstance(exc, asyncio.CancelledError)):
             log.warning("Worker stopping: transcription %s goes back to the queue", task_id)
-            await asyncio.shield(_safe(db.requeue_transcription(rt.pool, task_id, claim.attempts)))
+            await asyncio.shield(db.best_effort(db.requeue_transcription(rt.pool, task_id, claim.attempts)))
         else:
             log.info("Transcription %s aborted on request", task_id)
         raise JobAborted() from exc
     except Exception as exc:
         log.exception("Transcription %s failed unexpectedly", task_id)
-        await _safe(db.fail_transcription(rt.pool, task_id, claim.attempts, f"The worker failed: {exc}"))
+        await db.best_effort(db.fail_transcription(rt.pool, task_id, claim.attempts, f"The worker failed: {exc}"))
         raise
 
     saved = await db.save_result(
@@ -193,10 +193,3 @@ async def _run(rt: Runtime, context: JobContext, claim: db.Claim) -> dict:
         len(transcript.segments),
     )
     return {"task_id": task_id, "status": "done", "rtf": transcript.rtf}
-
-
-async def _safe(coro) -> None:
-    try:
-        await coro
-    except Exception as exc:
-        log.warning("Database update failed: %s", exc)
