@@ -1,3 +1,4 @@
+import { authHeaders, reportUnauthorized, withToken } from './auth';
 // The gateway's HTTP API (docs/CONTRACT.md). Every failure becomes an ApiError carrying the
 // server's own sentence (`{"error": "...", "code": "..."}`) so the UI can show it as is.
 
@@ -173,7 +174,7 @@ async function request<T>(method: string, path: string, init?: RequestInit): Pro
   try {
     res = await fetch(API + path, {
       method,
-      headers: { Accept: 'application/json' },
+      headers: { Accept: 'application/json', ...authHeaders() },
       cache: 'no-store',
       ...init,
     });
@@ -181,6 +182,7 @@ async function request<T>(method: string, path: string, init?: RequestInit): Pro
     throw networkError(e instanceof Error ? e.message : String(e));
   }
   const body = await res.text().catch(() => '');
+  if (res.status === 401) reportUnauthorized();
   if (!res.ok) throw parseApiError(res.status, body, res.statusText);
   if (!body) return undefined as T;
   try {
@@ -222,9 +224,11 @@ export const api = {
   remove: (id: string) => request<{ task_id: string; deleted: boolean }>('DELETE', `/asr/task/${enc(id)}`),
 };
 
-export const audioUrl = (id: string) => `${API}/asr/audio/${enc(id)}`;
-export const exportUrl = (id: string, fmt: 'txt' | 'srt' | 'vtt' | 'json') => `${API}/asr/export/${enc(id)}.${fmt}`;
-export const EVENTS_URL = `${API}/events`;
+// URLs the browser opens by itself carry the token as a query parameter (see auth.ts).
+export const audioUrl = (id: string) => withToken(`${API}/asr/audio/${enc(id)}`);
+export const exportUrl = (id: string, fmt: 'txt' | 'srt' | 'vtt' | 'json') =>
+  withToken(`${API}/asr/export/${enc(id)}.${fmt}`);
+export const eventsUrl = () => withToken(`${API}/events`);
 
 export interface UploadOptions {
   language?: string;
@@ -247,11 +251,13 @@ export function submitFile(file: File, opts: UploadOptions = {}): Upload {
     if (opts.hotwords && opts.hotwords.trim()) form.append('hotwords', opts.hotwords.trim());
     xhr.open('POST', `${API}/asr/submit`);
     xhr.setRequestHeader('Accept', 'application/json');
+    for (const [k, v] of Object.entries(authHeaders())) xhr.setRequestHeader(k, v);
     xhr.upload.onprogress = (e) => {
       if (opts.onProgress) opts.onProgress(e.loaded, e.lengthComputable ? e.total : file.size);
     };
     xhr.onload = () => {
       const body = xhr.responseText;
+      if (xhr.status === 401) reportUnauthorized();
       if (xhr.status < 200 || xhr.status >= 300) {
         reject(parseApiError(xhr.status, body, xhr.statusText));
         return;

@@ -1,7 +1,7 @@
 // One EventSource for the whole page (GET /api/v1/events). Pages subscribe by event type; after a
 // reconnect they get a `resync` so they can refetch whatever they may have missed meanwhile.
 
-import { EVENTS_URL } from './api';
+import { eventsUrl } from './api';
 
 export interface TaskEvent {
   type: 'task';
@@ -50,7 +50,7 @@ class EventHub {
       return;
     }
     this.setState('connecting');
-    const es = new EventSource(EVENTS_URL);
+    const es = new EventSource(eventsUrl());
     this.es = es;
     es.onopen = () => {
       this.retryMs = 1000;
@@ -87,6 +87,17 @@ class EventHub {
     if (s === this.state) return;
     this.state = s;
     this.stateL.forEach((fn) => fn(s));
+  }
+
+  /** Reconnect now (a new URL: the access token changed). */
+  restart(): void {
+    clearTimeout(this.timer);
+    if (this.es) {
+      this.es.close();
+      this.es = null;
+    }
+    this.retryMs = 1000;
+    this.start();
   }
 
   onTask(fn: Listener<TaskEvent>): () => void {

@@ -8,6 +8,8 @@ import { mountHistory } from './pages/history';
 import { mountDetail } from './pages/detail';
 import { mountSystem } from './pages/system';
 import { mountLive } from './pages/live';
+import { getToken, onUnauthorized, setToken, takeTokenFromUrl } from './auth';
+import { showTokenDialog } from './ui';
 
 export interface PageContext {
   params: Record<string, string>;
@@ -137,6 +139,15 @@ function boot(): void {
   if (p !== '/' && p !== '/index.html' && KNOWN_PATHS.some((k) => p === k || p.startsWith(k + '/')) && !location.hash) {
     history.replaceState(null, '', '/#' + p + location.search);
   }
+  const cleaned = takeTokenFromUrl(location.href);
+  if (cleaned) history.replaceState(null, '', cleaned);
+  onUnauthorized(() =>
+    showTokenDialog(getToken() !== '', (token) => {
+      setToken(token);
+      events.restart();
+      route(true);
+    }),
+  );
   setLang(getLang());
   const app = document.getElementById('app')!;
   replaceChildren(app, header, main);

@@ -79,3 +79,61 @@ export function toast(message: string, kind: 'info' | 'error' = 'info'): void {
   setTimeout(() => el.classList.add('toast-out'), 4000);
   setTimeout(() => el.remove(), 4600);
 }
+
+/**
+ * The access-token prompt, shown when the gateway answers 401 (ASR_API_TOKEN is set). Saving
+ * keeps the token (auth.ts) and calls `onSaved`; at most one prompt is open at a time.
+ */
+export function showTokenDialog(hadToken: boolean, onSaved: (token: string) => void): void {
+  if (document.getElementById('token-dialog')) return;
+  const input = h('input', {
+    type: 'password',
+    id: 'token-input',
+    'data-testid': 'token-input',
+    autocomplete: 'current-password',
+    placeholder: t('auth.placeholder'),
+    'aria-label': t('auth.placeholder'),
+  }) as HTMLInputElement;
+  const close = () => overlay.remove();
+  const save = () => {
+    const v = input.value.trim();
+    if (!v) {
+      input.focus();
+      return;
+    }
+    close();
+    onSaved(v);
+  };
+  input.addEventListener('keydown', (e) => {
+    if (e.key === 'Enter') save();
+    if (e.key === 'Escape') close();
+  });
+  const overlay = h(
+    'div',
+    { class: 'overlay', id: 'token-dialog', 'data-testid': 'token-dialog' },
+    h(
+      'form',
+      {
+        class: 'dialog card',
+        role: 'dialog',
+        'aria-modal': 'true',
+        'aria-labelledby': 'token-title',
+        onsubmit: (e: Event) => {
+          e.preventDefault();
+          save();
+        },
+      },
+      h('h2', { id: 'token-title' }, t('auth.title')),
+      h('p', null, t(hadToken ? 'auth.wrong' : 'auth.body')),
+      input,
+      h(
+        'div',
+        { class: 'dialog-actions' },
+        h('button', { type: 'button', class: 'btn btn-ghost', onclick: close }, t('auth.cancel')),
+        h('button', { type: 'submit', class: 'btn btn-primary', 'data-testid': 'token-save' }, t('auth.save')),
+      ),
+    ),
+  );
+  document.body.append(overlay);
+  input.focus();
+}

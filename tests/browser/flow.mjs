@@ -133,6 +133,49 @@ if (MODE === 'errors') {
   await finishRun();
 }
 
+if (MODE === 'token') {
+  // This gateway runs with ASR_API_TOKEN=$TOKEN; it shares the database with the main one, so
+  // the upload of the main flow is in its history.
+  const TOKEN = process.env.TOKEN || '';
+  await step('token: the page asks for the access token, refuses a wrong one, then works', async () => {
+    await page.goto(`${BASE}#/history`);
+    const dialog = page.locator('[data-testid=token-dialog]');
+    await dialog.waitFor({ timeout: 15 * SEC });
+    await page.fill('[data-testid=token-input]', 'not-the-token');
+    await page.click('[data-testid=token-save]');
+    await dialog.waitFor({ timeout: 15 * SEC });
+    const text = (await dialog.textContent()) || '';
+    assert(/did not accept/i.test(text), `no "wrong token" text: ${text}`);
+    await shot('token-dialog');
+    await page.fill('[data-testid=token-input]', TOKEN);
+    await page.click('[data-testid=token-save]');
+    await page.waitForSelector('[data-testid=history-row]', { timeout: 20 * SEC });
+    await page.waitForSelector('[data-testid=conn-state][data-state=open]', { timeout: 20 * SEC });
+    assert((await page.locator('[data-testid=token-dialog]').count()) === 0, 'the dialog stayed open');
+  });
+  await step('token: the player and the SRT download carry the token', async () => {
+    await page.locator('[data-testid=history-row]').first().click();
+    await page.waitForSelector('[data-testid=segment]', { timeout: 20 * SEC });
+    const src = await page.locator('[data-testid=audio-player]').getAttribute('src');
+    assert(src && src.includes('token='), `audio src without the token: ${src}`);
+    // The page's own fetch sends no Authorization header: only the URL's token lets it through.
+    const status = await page.evaluate(async (u) => (await fetch(u, { headers: { Range: 'bytes=0-15' } })).status, src);
+    assert(status === 206, `audio URL answered ${status}`);
+    const [download] = await Promise.all([page.waitForEvent('download'), page.click('a[data-testid=export-srt]')]);
+    assert(!(await download.failure()), `SRT download failed: ${await download.failure()}`);
+  });
+  await step('token: a shared link with ?token= signs in and leaves no token in the address bar', async () => {
+    await context.close();
+    context = await launch();
+    page = context.pages()[0] ?? (await context.newPage());
+    await page.goto(`${BASE}?token=${encodeURIComponent(TOKEN)}#/system`);
+    await page.waitForSelector('[data-testid=worker-row]', { timeout: 20 * SEC });
+    assert(!page.url().includes('token='), `the token stayed in the URL: ${page.url()}`);
+    assert((await page.locator('[data-testid=token-dialog]').count()) === 0, 'asked for the token again');
+  });
+  await finishRun();
+}
+
 await step('the app loads and connects to the live event stream', async () => {
   await page.goto(BASE);
   await page.waitForSelector('[data-testid=file-input]', { state: 'attached' });

@@ -20,7 +20,7 @@ from pathlib import Path
 
 import pytest
 
-from conftest import ARTIFACTS, GATEWAY_BIN, ROOT, SPEECH, Stack, scrubbed_env
+from conftest import ARTIFACTS, GATEWAY_BIN, ROOT, SPEECH, Stack, free_port, scrubbed_env
 
 CHROMIUM = os.environ.get("CHROMIUM", "/usr/bin/chromium")
 FLOW = Path(__file__).with_name("flow.mjs")
@@ -87,3 +87,14 @@ def test_browser_flow(ui_stack: Stack) -> None:
     stack.start_worker("browser-worker")
     stack.wait_ready(timeout=240)
     flow("main")
+
+    # A second gateway on the same database with ASR_API_TOKEN set: the page asks for the token.
+    token = "lan-" + os.urandom(6).hex()
+    port = free_port()
+    tenv = scrubbed_env(DATABASE_URL=stack.db_url, ASR_HTTP_ADDR=f"127.0.0.1:{port}",
+                        ASR_STORAGE_DIR=str(stack.store), ASR_API_TOKEN=token, ASR_MIGRATE="false",
+                        **({"ASR_UI_DIR": str(UI_DIR)} if (UI_DIR / "index.html").exists() else {}))
+    stack._spawn("gateway-token", [str(GATEWAY_BIN), "serve"], tenv)
+    Stack(db_url=stack.db_url, store=stack.store, logs=stack.logs, port=port).wait_http()
+    env.update(BASE=f"http://127.0.0.1:{port}/", TOKEN=token)
+    flow("token")

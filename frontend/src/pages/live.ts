@@ -9,6 +9,7 @@ import { formatDuration } from '../format';
 import { t, type MessageKey } from '../i18n';
 import type { PageContext } from '../main';
 import { toast } from '../ui';
+import { withToken } from '../auth';
 
 type State = 'idle' | 'connecting' | 'recording' | 'finishing' | 'done' | 'error';
 
@@ -41,7 +42,7 @@ export function sessionName(d: Date): string {
 }
 
 export function streamUrl(loc: { protocol: string; host: string } = location): string {
-  return `${loc.protocol === 'https:' ? 'wss' : 'ws'}://${loc.host}/api/v1/asr/stream`;
+  return withToken(`${loc.protocol === 'https:' ? 'wss' : 'ws'}://${loc.host}/api/v1/asr/stream`);
 }
 
 export function mountLive(root: HTMLElement, _ctx: PageContext): () => void {
