@@ -30,6 +30,8 @@ const (
 	EUNAUTHORIZED     = "unauthorized"
 	EFORBIDDEN        = "forbidden"
 	ETIMEOUT          = "timeout"
+	// ESTORAGEFULL: the audio store has no space left (HTTP 507).
+	ESTORAGEFULL = "storage_full"
 )
 
 // Error is an application error: a machine-readable code and a sentence meant

@@ -20,6 +20,9 @@ const (
 	ENOLIVEWORKER    = "no_live_worker"
 	ETOOMANYSESSIONS = "too_many_sessions"
 	EWORKERLOST      = "worker_lost"
+	// ESERVERRESTARTING: the gateway is stopping; the client may reconnect
+	// (to the same address once it is back) and start a new session.
+	ESERVERRESTARTING = "server_restarting"
 )
 
 // Live jobs: one asr.live_session job per session on queue live.

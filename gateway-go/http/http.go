@@ -27,6 +27,7 @@ var codes = map[string]int{
 	asr.EFORBIDDEN:        http.StatusForbidden,
 	asr.ETIMEOUT:          http.StatusRequestTimeout,
 	asr.ETOOMANYSESSIONS:  http.StatusTooManyRequests,
+	asr.ESTORAGEFULL:      http.StatusInsufficientStorage,
 }
 
 // ErrorStatusCode returns the HTTP status of an application error code,
@@ -50,6 +51,8 @@ func (s *Server) Error(w http.ResponseWriter, r *http.Request, err error) {
 	code, msg := asr.ErrorCode(err), asr.ErrorMessage(err)
 	if code == asr.EINTERNAL {
 		s.logger().Error("http error", "method", r.Method, "path", r.URL.Path, "error", err)
+	} else if code == asr.EUNAVAILABLE || code == asr.ESTORAGEFULL {
+		s.logger().Warn("http error", "method", r.Method, "path", r.URL.Path, "code", code, "error", err)
 	}
 	s.metrics.errors.WithLabelValues(code).Inc()
 	writeJSON(w, ErrorStatusCode(code), &ErrorResponse{Error: msg, Code: code})

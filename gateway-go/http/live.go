@@ -44,6 +44,45 @@ type liveRegistry struct {
 	open      atomic.Int64
 	wg        sync.WaitGroup
 	pollOnce  sync.Once
+	// conns are the open sockets, told when the gateway shuts down.
+	conns map[*liveConn]struct{}
+}
+
+// track adds (or, with add false, removes) an open socket.
+func (l *liveRegistry) track(lc *liveConn, add bool) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	if !add {
+		delete(l.conns, lc)
+		return
+	}
+	if l.conns == nil {
+		l.conns = make(map[*liveConn]struct{})
+	}
+	l.conns[lc] = struct{}{}
+}
+
+// restartAll tells every open socket that the gateway is restarting and
+// starts its close handshake, waiting at most wait for them. Their read loops
+// then end their sessions normally (audio kept).
+func (l *liveRegistry) restartAll(wait time.Duration) {
+	l.mu.Lock()
+	conns := make([]*liveConn, 0, len(l.conns))
+	for lc := range l.conns {
+		conns = append(conns, lc)
+	}
+	l.mu.Unlock()
+	var wg sync.WaitGroup
+	for _, lc := range conns {
+		wg.Add(1)
+		go func() { defer wg.Done(); lc.restarting() }()
+	}
+	done := make(chan struct{})
+	go func() { wg.Wait(); close(done) }()
+	select {
+	case <-done:
+	case <-time.After(wait):
+	}
 }
 
 // acquire counts one more socket for ip, unless it already has limit open
@@ -89,6 +128,8 @@ func (s *Server) handleStream(w http.ResponseWriter, r *http.Request) {
 	s.live.pollOnce.Do(func() { go s.pollLiveWorkers() })
 	c.SetReadLimit(-1) // liveConn.read applies the limit, so the client gets a message first.
 	lc := &liveConn{s: s, c: c, remote: r.RemoteAddr, ip: clientIP(r), done: make(chan struct{})}
+	s.live.track(lc, true)
+	defer s.live.track(lc, false)
 	lc.run()
 }
 
@@ -108,6 +149,8 @@ type liveConn struct {
 	cur atomic.Pointer[liveSession]
 	// all are the socket's sessions, current one last.
 	all []*liveSession
+	// told is set once the client has been told the gateway is restarting.
+	told atomic.Bool
 }
 
 // liveSession is one session's audio state; only the socket's read loop
@@ -158,6 +201,7 @@ func (lc *liveConn) run() {
 		lc.tooBig()
 		return
 	} else if err != nil {
+		lc.restartingIfClosing()
 		return
 	}
 	if typ != websocket.MessageText {
@@ -192,6 +236,7 @@ func (lc *liveConn) run() {
 			return
 		} else if err != nil {
 			ls.end() // the client went away, idled out, or the gateway is stopping
+			lc.restartingIfClosing()
 			return
 		}
 		if typ == websocket.MessageBinary {
@@ -302,6 +347,27 @@ func (lc *liveConn) fail(code, msg string, status websocket.StatusCode) {
 	defer cancel()
 	_ = lc.c.Write(ctx, websocket.MessageText, b)
 	_ = lc.c.Close(status, code)
+}
+
+// restartingIfClosing tells the client that the gateway is restarting when
+// it is shutting down (a socket that Close did not reach in time).
+func (lc *liveConn) restartingIfClosing() {
+	select {
+	case <-lc.s.shutdown:
+		lc.restarting()
+	default:
+	}
+}
+
+// restarting tells the client, once, that the gateway is shutting down (close
+// 1012, service restart); the read loop then ends the session normally with
+// its audio kept, so the client can reconnect and start a new session.
+func (lc *liveConn) restarting() {
+	if lc.told.Swap(true) {
+		return
+	}
+	lc.fail(asr.ESERVERRESTARTING, "the gateway is restarting; audio received so far is kept; reconnect to start a new session",
+		websocket.StatusServiceRestart)
 }
 
 // failErr sends err as an error message, closing 1013 when the database is

@@ -195,6 +195,9 @@ func (s *Server) Close() error {
 	default:
 		close(s.shutdown)
 	}
+	// Live clients are told before their reads are cancelled (a cancelled
+	// read closes the socket at once, with no message).
+	s.live.restartAll(3 * time.Second)
 	s.baseCancel()
 	ctx, cancel := context.WithTimeout(context.Background(), ShutdownTimeout)
 	defer cancel()

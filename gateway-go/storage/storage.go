@@ -11,6 +11,7 @@ import (
 	"io/fs"
 	"os"
 	"path/filepath"
+	"syscall"
 	"time"
 
 	asr "github.com/lanasr/lanasr/gateway-go"
@@ -87,11 +88,11 @@ func (s *Store) Path(key string) (string, error) {
 func (s *Store) Stage(ctx context.Context, r io.Reader, limit int64) (_ asr.StagedAudio, err error) {
 	dir := filepath.Join(s.root, tmpDir)
 	if err := os.MkdirAll(dir, 0o755); err != nil {
-		return nil, asr.Errorf(asr.EUNAVAILABLE, "The audio store cannot be written.")
+		return nil, writeError(err)
 	}
 	f, err := os.CreateTemp(dir, "upload-*")
 	if err != nil {
-		return nil, asr.Errorf(asr.EUNAVAILABLE, "The audio store cannot be written.")
+		return nil, writeError(err)
 	}
 	st := &staged{s: s, f: f}
 	defer func() {
@@ -100,7 +101,7 @@ func (s *Store) Stage(ctx context.Context, r io.Reader, limit int64) (_ asr.Stag
 		}
 	}()
 
-	n, err := io.Copy(f, io.LimitReader(ctxReader{ctx, r}, limit+1))
+	n, err := io.Copy(fileWriter{f}, io.LimitReader(ctxReader{ctx, r}, limit+1))
 	if err != nil {
 		return nil, err
 	}
@@ -162,21 +163,21 @@ func (st *staged) Commit(key string) error {
 		return err
 	}
 	if err := os.MkdirAll(filepath.Dir(dst), 0o755); err != nil {
-		return err
+		return writeError(err)
 	}
 	if st.s.Sync {
 		if err := st.f.Sync(); err != nil {
-			return err
+			return writeError(err)
 		}
 	}
 	if err := st.f.Close(); err != nil {
-		return err
+		return writeError(err)
 	}
 	if err := os.Chmod(st.f.Name(), 0o644); err != nil {
-		return err
+		return writeError(err)
 	}
 	if err := os.Rename(st.f.Name(), dst); err != nil {
-		return err
+		return writeError(err)
 	}
 	st.done = true
 	return nil
@@ -201,6 +202,47 @@ type file struct {
 
 func (f *file) ModTime() time.Time { return f.fi.ModTime() }
 func (f *file) Size() int64        { return f.fi.Size() }
+
+// writeError turns a failure to write the store into an application error:
+// ESTORAGEFULL when the file system is full (or over quota), EUNAVAILABLE
+// when it is read-only or not writable, each with a sentence that says so.
+// The cause is kept for the log.
+func writeError(err error) error {
+	if err == nil || asr.ErrorCode(err) != asr.EINTERNAL {
+		return err
+	}
+	switch {
+	case errors.Is(err, syscall.ENOSPC), errors.Is(err, syscall.EDQUOT), errors.Is(err, syscall.EFBIG):
+		return &storeError{asr.Errorf(asr.ESTORAGEFULL, "The audio store is full: free some space (or delete old transcriptions) and try again."), err}
+	case errors.Is(err, syscall.EROFS):
+		return &storeError{asr.Errorf(asr.EUNAVAILABLE, "The audio store is read-only: the upload cannot be stored."), err}
+	case errors.Is(err, fs.ErrPermission):
+		return &storeError{asr.Errorf(asr.EUNAVAILABLE, "The audio store is not writable by the gateway: the upload cannot be stored."), err}
+	}
+	return &storeError{asr.Errorf(asr.EUNAVAILABLE, "The audio store cannot be written: %v", errors.Unwrap(err)), err}
+}
+
+// storeError is an application error that keeps the file system's error as
+// its cause.
+type storeError struct {
+	app   *asr.Error
+	cause error
+}
+
+func (e *storeError) Error() string   { return e.app.Error() + ": " + e.cause.Error() }
+func (e *storeError) Unwrap() []error { return []error{e.app, e.cause} }
+
+// fileWriter marks write errors of the staged file, so that a full store is
+// told apart from a broken upload stream.
+type fileWriter struct{ f *os.File }
+
+func (w fileWriter) Write(p []byte) (int, error) {
+	n, err := w.f.Write(p)
+	if err != nil {
+		err = writeError(err)
+	}
+	return n, err
+}
 
 // ctxReader stops a copy when its context ends (a client gone mid-upload).
 type ctxReader struct {

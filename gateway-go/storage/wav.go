@@ -28,19 +28,19 @@ func (s *Store) CreateWAV(key string, sampleRate int) (asr.AudioSink, error) {
 		return nil, err
 	}
 	if err := os.MkdirAll(filepath.Dir(p), 0o755); err != nil {
-		return nil, asr.Errorf(asr.EUNAVAILABLE, "The audio store cannot be written.")
+		return nil, writeError(err)
 	}
 	f, err := os.OpenFile(p, os.O_RDWR|os.O_CREATE|os.O_EXCL, 0o644)
 	if os.IsExist(err) {
 		return nil, asr.Errorf(asr.ECONFLICT, "The audio file already exists.")
 	} else if err != nil {
-		return nil, asr.Errorf(asr.EUNAVAILABLE, "The audio store cannot be written.")
+		return nil, writeError(err)
 	}
 	w := &wavFile{f: f}
 	if _, err := f.Write(WAVHeader(sampleRate, 0)); err != nil {
 		f.Close()
 		_ = os.Remove(p)
-		return nil, err
+		return nil, writeError(err)
 	}
 	return w, nil
 }
@@ -79,6 +79,7 @@ func (w *wavFile) Write(p []byte) (int, error) {
 		return 0, os.ErrClosed
 	}
 	n, err := w.f.WriteAt(p, wavHeaderSize+w.data)
+	err = writeError(err)
 	w.data += int64(n)
 	if err != nil {
 		return n, err
