@@ -8,6 +8,7 @@ import logging
 import os
 import signal
 import sys
+import time
 
 from .config import SETTINGS_HELP, ConfigError, Settings, load_settings
 
@@ -16,6 +17,7 @@ __all__ = ["main", "run_worker", "check"]
 log = logging.getLogger("asr_worker")
 
 BATCH_QUEUES = {"batch"}  # need the audio store; live and final do not
+STORE_WAIT_S = 10.0  # at start, how long a batch worker waits for its audio store to answer
 SUPPORTED_QUEUES = {"batch", "live", "final"}
 
 
@@ -54,7 +56,7 @@ def _setup_logging(settings: Settings) -> None:
         stream=sys.stderr,
     )
     if settings.log_level.lower() != "debug":
-        for noisy in ("procrastinate", "faster_whisper", "psycopg.pool"):
+        for noisy in ("procrastinate", "faster_whisper", "psycopg.pool", "smbprotocol", "smbclient"):
             logging.getLogger(noisy).setLevel(logging.WARNING)
         logging.getLogger("procrastinate.worker").setLevel(logging.INFO)
 
@@ -77,12 +79,13 @@ def main(argv: list[str] | None = None) -> int:
 
 async def run_worker(settings: Settings, *, stop: asyncio.Event | None = None) -> int:
     """Run one worker until ``stop`` is set or SIGINT/SIGTERM arrives. Returns the exit code."""
-    import procrastinate.worker
     from psycopg_pool import AsyncConnectionPool
 
+    from . import metrics
     from .engines import EngineError, load_engine, load_live
     from .recovery import recovery_loop
     from .registry import Registry
+    from .resilience import ResilientWorker
     from .storage import Storage
     from .tasks import Runtime, make_app
 
@@ -98,6 +101,14 @@ async def run_worker(settings: Settings, *, stop: asyncio.Event | None = None) -
         log.error("None of ASR_WORKER_QUEUES=%s can be served by this worker.", ",".join(settings.queues))
         return 2
     worker_id = settings.resolved_worker_name()
+    storage = Storage(settings.storage_url, password=settings.smb_password or None)
+    # Checked while the models load: a worker that cannot read the store must not take batch jobs
+    # (each would fail with "not in the store"); live and final jobs read their audio from the database.
+    store_check = (
+        asyncio.ensure_future(asyncio.to_thread(_wait_for_store, storage, STORE_WAIT_S))
+        if BATCH_QUEUES & set(queues)
+        else None
+    )
     stop = stop or asyncio.Event()
     loop = asyncio.get_running_loop()
     signals_seen = []
@@ -156,7 +167,28 @@ async def run_worker(settings: Settings, *, stop: asyncio.Event | None = None) -
                     log.error("Models failed to load: %s", exc)
                     await registry.set_state("error", error=str(exc))
                     return 1
+                if store_check is not None:
+                    store_ok, store_msg = await store_check
+                    if store_ok:
+                        log.info("Audio store: %s", store_msg)
+                    else:
+                        queues = [q for q in queues if q not in BATCH_QUEUES]
+                        log.warning(
+                            "!!! NOT SERVING THE batch QUEUE: the audio store is unavailable (%s). "
+                            "Fix ASR_STORAGE_URL (and ASR_SMB_PASSWORD) and restart this worker to take files%s.",
+                            store_msg,
+                            "; meanwhile it serves " + ",".join(queues) if queues else "",
+                        )
+                        if not queues:
+                            await registry.set_state("error", error=f"The audio store is unavailable: {store_msg}")
+                            return 1
+                        groups = queue_groups(settings, queues)
+                        registry.queues = queues
+                        registry.concurrency = sum(n for _, n in groups)
                 await registry.register(engine=engine.name, device=engine.device, models=engine.models, state="idle")
+                m = metrics.METRICS
+                m.info.labels(worker_id, engine.name, engine.device).set(1)
+                metrics_addr = metrics.start(m, settings.metrics_addr)
                 log.info(
                     "Worker %s ready: engine=%s device=%s models=[%s] queues=%s",
                     worker_id,
@@ -168,13 +200,13 @@ async def run_worker(settings: Settings, *, stop: asyncio.Event | None = None) -
                 runtime = Runtime(
                     settings=settings,
                     engine=engine,
-                    storage=Storage(settings.storage_url),
+                    storage=storage,
                     registry=registry,
                     pool=pool,
                     live=live,
                 )
                 workers = [
-                    procrastinate.worker.Worker(
+                    ResilientWorker(
                         app,
                         queues=[queue],
                         name=f"{worker_id}/{queue}",
@@ -186,6 +218,8 @@ async def run_worker(settings: Settings, *, stop: asyncio.Event | None = None) -
                         shutdown_graceful_timeout=settings.shutdown_grace_s,
                         fetch_job_polling_interval=2.0 if queue == "batch" else 1.0,
                         abort_job_polling_interval=1.0,
+                        worker_middleware=[metrics.job_middleware],
+                        on_db_error=m.error,
                     )
                     for queue, n in groups
                 ]
@@ -203,14 +237,18 @@ async def run_worker(settings: Settings, *, stop: asyncio.Event | None = None) -
                     name="stalled-job recovery",
                 )
                 watcher = asyncio.create_task(_track_worker_id(workers, registry))
+                queue_poll = asyncio.create_task(m.poll_queues(pool), name="metrics queue depths")
                 stop_wait = asyncio.ensure_future(stop.wait())
                 await asyncio.wait({*worker_tasks, stop_wait}, return_when=asyncio.FIRST_COMPLETED)
                 await registry.set_state("stopping")
                 recovery.cancel()
                 watcher.cancel()
+                queue_poll.cancel()
                 for w in workers:
                     w.stop()
-                await asyncio.gather(*worker_tasks, recovery, watcher, return_exceptions=True)
+                await asyncio.gather(*worker_tasks, recovery, watcher, queue_poll, return_exceptions=True)
+                if metrics_addr is not None:
+                    m.close()
                 stop_wait.cancel()
                 failed = [t for t in worker_tasks if t.done() and not t.cancelled() and t.exception()]
                 if failed:
@@ -227,6 +265,20 @@ async def run_worker(settings: Settings, *, stop: asyncio.Event | None = None) -
     finally:
         for signum in installed:
             loop.remove_signal_handler(signum)
+
+
+def _wait_for_store(storage, wait_s: float) -> tuple[bool, str]:
+    """(True, description) once the store answers, else (False, the last error) after ``wait_s``."""
+    from .storage import StorageError
+
+    deadline = time.monotonic() + wait_s
+    while True:
+        try:
+            return True, storage.check()
+        except StorageError as exc:
+            if time.monotonic() >= deadline:
+                return False, str(exc)
+        time.sleep(1.0)
 
 
 async def _track_worker_id(workers, registry) -> None:
@@ -264,7 +316,7 @@ async def check(settings: Settings) -> int:
         except Exception as exc:
             print(f"database: UNREACHABLE ({exc})".strip())
     try:
-        print(f"storage: ok {Storage(settings.storage_url).check()}")
+        print(f"storage: ok {Storage(settings.storage_url, password=settings.smb_password or None).check()}")
         ok_store = True
     except StorageError as exc:
         print(f"storage: UNAVAILABLE ({exc})")

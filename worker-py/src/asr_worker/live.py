@@ -20,6 +20,7 @@ from procrastinate.job_context import AbortReason, JobContext
 from . import db
 from .audio import SAMPLE_RATE
 from .engines.streaming import MS, FinalResult, text_delta
+from .metrics import METRICS
 from .tasks import Runtime, app
 from .text import has_cjk, is_chinese, join_texts, normalize_language, to_simplified
 
@@ -79,6 +80,16 @@ async def live_session(context: JobContext, session_id: str) -> dict:
         reason = context.abort_reason()
         if reason == AbortReason.SHUTDOWN or reason is None:
             log.warning("Worker stopping: live session %s goes back to the queue (it resumes elsewhere)", session_id)
+            # Tell the client (through the gateway) why captions pause; a worker that takes the job next
+            # resumes from the stored chunks and captions continue.
+            notice = {
+                "error": "the worker transcribing this session is stopping; another worker resumes it and "
+                "audio received so far is kept",
+                "code": "worker_lost",
+                "session_id": session_id,
+                "task_id": session_id,
+            }
+            await asyncio.shield(db.best_effort(db.notify_caption(rt.pool, session_id, notice)))
         raise JobAborted() from exc
     except SessionError as exc:
         log.warning("Live session %s failed: %s", session_id, exc)
@@ -117,6 +128,7 @@ class LiveSession:
         self.partial_text = ""  # the open sentence's whole partial, as last sent
         self.model_s = 0.0
         self.partials_sent = 0
+        self.last_chunk_at = time.monotonic()  # when the newest chunk was read (caption latency)
 
     # -- audio bookkeeping ------------------------------------------------------------------
 
@@ -178,6 +190,7 @@ class LiveSession:
             raise
 
     async def _chunk(self, pcm: bytes, is_last: bool) -> None:
+        self.last_chunk_at = time.monotonic()
         samples = _pcm_to_float(pcm)
         self.audio += pcm[: len(samples) * 2]
         self.total_ms += len(samples) // MS
@@ -227,6 +240,7 @@ class LiveSession:
             "model_ms": round(model_s * 1000, 1),
         }
         await db.notify_caption(self.rt.pool, self.sid, msg)
+        METRICS.caption_latency.labels("partial").observe(time.monotonic() - self.last_chunk_at)
         self.partials_sent += 1
 
     async def _sentence(self, start_ms: int, end_ms: int) -> None:
@@ -328,6 +342,7 @@ async def finalize_segment(context: JobContext, session_id: str, idx: int) -> di
     """Decode one stored sentence with the batch model; its 2pass-offline caption replaces the partial."""
     rt: Runtime = context.additional_context["runtime"]
     s = await db.live_sentence_for_final(rt.pool, session_id, idx)
+    fetched_at = time.monotonic()
     if s is None or s.status != "pending":
         return {"session_id": session_id, "idx": idx, "skipped": True}
     language = normalize_language(s.language)
@@ -377,4 +392,6 @@ async def finalize_segment(context: JobContext, session_id: str, idx: int) -> di
         if res.timestamp:
             caption["timestamp"] = str([[s.start_ms + a, s.start_ms + b] for a, b in res.timestamp])
     await db.live_finish_sentence(rt.pool, session_id, idx, text=text, status="done", caption=caption)
+    if caption is not None:
+        METRICS.caption_latency.labels("final").observe(s.age_s + time.monotonic() - fetched_at)
     return {"session_id": session_id, "idx": idx, "status": "done"}

@@ -44,8 +44,10 @@ class Registry:
         self.procrastinate_worker_id: int | None = None
         self._running: dict[str, int] = {}
         self._task: asyncio.Task | None = None
+        self.state = "starting"  # as last written by this process
 
     async def register(self, *, engine: str, device: str, models: dict, state: str = "starting", error=None) -> None:
+        self.state = state
         await db.worker_insert(
             self.pool,
             worker_id=self.worker_id,
@@ -68,7 +70,7 @@ class Registry:
         while True:
             await asyncio.sleep(self.heartbeat_s)
             try:
-                await db.worker_heartbeat(self.pool, self.worker_id, self.procrastinate_worker_id)
+                await db.worker_heartbeat(self.pool, self.worker_id, self.procrastinate_worker_id, self.state)
             except Exception as exc:  # the database may be briefly away: keep beating
                 log.warning("Registry heartbeat failed: %s", exc)
 
@@ -83,10 +85,13 @@ class Registry:
 
     async def set_state(self, state: str, *, error: str | None = None) -> None:
         current = next(iter(self._running), None)
+        self.state = state
         await db.worker_set_state(self.pool, self.worker_id, state, current, error)
 
     async def job_started(self, task_id: str) -> None:
         self._running[task_id] = self._running.get(task_id, 0) + 1
+        if self.state in ("idle", "busy"):
+            self.state = "busy"
         await db.worker_set_state(self.pool, self.worker_id, "busy", task_id)
 
     async def job_finished(self, task_id: str, *, rtf: float | None, counted: bool) -> None:
@@ -96,6 +101,10 @@ class Registry:
         else:
             self._running.pop(task_id, None)
         state = "busy" if self._running else "idle"
+        if self.state in ("stopping", "gone", "error"):
+            state = self.state  # a job ending while the worker stops does not make it idle again
+        else:
+            self.state = state
         if counted:
             await db.worker_job_done(self.pool, self.worker_id, rtf, state)
         else:

@@ -193,7 +193,10 @@ async def test_resume_after_retry_does_not_duplicate_sentences(database_url, con
         ).fetchall()
         status = conn.execute("SELECT status FROM procrastinate_jobs WHERE lock = %s", (f"live:{sid}",)).fetchone()[0]
         assert status == "todo", status  # retried (JobAborted on shutdown)
+        lost = [m for m in caps.of(sid) if m.get("code") == "worker_lost"]
+        assert len(lost) == 1, caps.of(sid)  # the client is told why captions pause
         caps.messages.clear()
+        caps.closed.clear()
         async with await psycopg.AsyncConnection.connect(database_url, autocommit=True) as c:
             for seq in range(n_chunks * 2 // 3, n_chunks):
                 await c.execute(
