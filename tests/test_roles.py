@@ -177,7 +177,8 @@ def test_reader_sees_the_views_and_nothing_else(database, logins):
                       "VALUES (%s, 0, 0, 1, 'hello')", (tid,))
     assert scalar(r, "SELECT text FROM history WHERE task_id = %s", (tid,)) == "hello"
     assert scalar(r, "SELECT count(*) FROM history_segments WHERE task_id = %s", (tid,)) == 1
-    for table in ["transcriptions", "segments", "workers", "live_sessions", "live_chunks", "live_sentences",
+    for table in ["transcriptions", "segments", "transcription_pieces", "workers", "live_sessions", "live_chunks",
+                  "live_sentences",
                   "procrastinate_jobs", "procrastinate_events", "procrastinate_workers",
                   "procrastinate_periodic_defers", "schema_version"]:
         assert denied(r, f"SELECT 1 FROM {table} LIMIT 1"), f"reader may read {table}"

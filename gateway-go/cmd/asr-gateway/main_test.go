@@ -51,8 +51,8 @@ func TestMain_Migrate(t *testing.T) {
 			require.NoError(t, m.Run(ctx))
 			require.NoError(t, m.Close())
 		}
-		require.Contains(t, b.stdout.String(), "schema at version 5 (was 0, latest 5)") // 0005_wait_estimate_index.sql
-		require.Contains(t, b.stdout.String(), "schema at version 5 (was 5, latest 5)")
+		require.Contains(t, b.stdout.String(), "schema at version 6 (was 0, latest 6)") // 0006_pieces.sql
+		require.Contains(t, b.stdout.String(), "schema at version 6 (was 6, latest 6)")
 	})
 }
 

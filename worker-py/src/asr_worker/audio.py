@@ -10,7 +10,7 @@ from typing import BinaryIO
 import av
 import numpy as np
 
-__all__ = ["SAMPLE_RATE", "Audio", "AudioDecodeError", "decode_audio"]
+__all__ = ["SAMPLE_RATE", "Audio", "AudioDecodeError", "decode_audio", "decode_range"]
 
 SAMPLE_RATE = 16000
 
@@ -67,15 +67,15 @@ def decode_audio(source: str | os.PathLike | bytes | BinaryIO) -> Audio:
             raise AudioDecodeError("The file contains no audio stream.")
         stream = container.streams.audio[0]
         declared_s = _declared_duration(container, stream)
-        resampler = av.AudioResampler(format="flt", layout="mono", rate=SAMPLE_RATE)
+        resampler = _resampler()
         chunks: list[np.ndarray] = []
         try:
             for frame in container.decode(stream):
                 frame.pts = None
                 for out in resampler.resample(frame):
-                    chunks.append(out.to_ndarray().reshape(-1))
+                    chunks.append(_mono(out))
             for out in resampler.resample(None):
-                chunks.append(out.to_ndarray().reshape(-1))
+                chunks.append(_mono(out))
         except (av.FFmpegError, ValueError) as exc:
             raise AudioDecodeError(f"The audio is corrupt or truncated ({_reason(exc)}).") from exc
 
@@ -89,6 +89,93 @@ def decode_audio(source: str | os.PathLike | bytes | BinaryIO) -> Audio:
         )
     np.clip(samples, -1.0, 1.0, out=samples)
     return Audio(samples=samples)
+
+
+def decode_range(source: str | os.PathLike | BinaryIO, start_sample: int, end_sample: int) -> Audio:
+    """Decode only samples ``[start_sample, end_sample)`` of ``source`` (16 kHz mono positions).
+
+    PCM audio (WAV and the like, where a seek lands exactly) is decoded from a little before the
+    range, so a piece of a long file costs about its own length to decode; compressed audio is
+    decoded from the start up to the range's end, because container timestamps after a seek are not
+    trustworthy for every encoder (a mis-stamped Ogg file would hand back the wrong audio), and the
+    same path as ``decode_audio`` gives the same sample positions the file was split at. The result is exactly
+    ``end_sample - start_sample`` samples long (zero-padded past the end of the audio, which only
+    happens when the file is shorter than the range). Raises AudioDecodeError as ``decode_audio``.
+    """
+    if start_sample < 0 or end_sample <= start_sample:
+        raise ValueError(f"bad sample range [{start_sample}, {end_sample})")
+    try:
+        container = av.open(source, mode="r", metadata_errors="ignore")
+    except (av.FFmpegError, UnicodeDecodeError, ValueError, OSError) as exc:
+        raise AudioDecodeError(f"The file is not a readable audio or video file ({_reason(exc)}).") from exc
+    with container:
+        if not container.streams.audio:
+            raise AudioDecodeError("The file contains no audio stream.")
+        stream = container.streams.audio[0]
+        try:
+            exact_seek = (stream.codec_context.name or "").startswith("pcm_")
+            got = _decode_from(container, stream, start_sample, end_sample, seek=exact_seek and start_sample > 0)
+            if got is None:  # the seek landed after the range's start: decode from the beginning
+                container.seek(0)
+                got = _decode_from(container, stream, start_sample, end_sample, seek=False)
+        except (av.FFmpegError, ValueError) as exc:
+            raise AudioDecodeError(f"The audio is corrupt or truncated ({_reason(exc)}).") from exc
+    first, samples = got
+    out = np.zeros(end_sample - start_sample, dtype=np.float32)
+    a = start_sample - first
+    piece = samples[a : a + len(out)] if a < len(samples) else samples[:0]
+    out[: len(piece)] = piece
+    np.clip(out, -1.0, 1.0, out=out)
+    return Audio(samples=out)
+
+
+# How far before the range a seek aims: decoders need a little run-in (and seeks land on packets).
+_SEEK_MARGIN_S = 1.0
+
+
+def _decode_from(container, stream, start_sample: int, end_sample: int, *, seek: bool):
+    """(position of the first returned sample, samples) covering the range, or None if the seek overshot."""
+    if seek and stream.time_base is not None:
+        target = max(0.0, start_sample / SAMPLE_RATE - _SEEK_MARGIN_S)
+        container.seek(int(target / stream.time_base), stream=stream, backward=True)
+    resampler = _resampler()
+    chunks: list[np.ndarray] = []
+    first: int | None = None
+    pos = 0
+    for frame in container.decode(stream):
+        if first is None:
+            t = frame.time if (seek and frame.time is not None) else 0.0
+            first = pos = max(0, round(t * SAMPLE_RATE))
+            if first > start_sample:
+                return None
+        frame.pts = None
+        for out in resampler.resample(frame):
+            arr = _mono(out)
+            chunks.append(arr)
+            pos += arr.size
+        if pos >= end_sample:
+            break
+    else:
+        for out in resampler.resample(None):
+            chunks.append(_mono(out))
+    if first is None:
+        raise AudioDecodeError("The file contains no audio samples.")
+    samples = np.concatenate(chunks).astype(np.float32, copy=False) if chunks else np.zeros(0, np.float32)
+    return first, samples
+
+
+def _resampler() -> av.AudioResampler:
+    """To 16 kHz float, keeping the channels: ``_mono`` averages them.
+
+    (Letting the resampler down-mix to mono adds the channels at -3 dB each, so a stereo file
+    came out 3 dB louder than either channel and clipped when loud.)
+    """
+    return av.AudioResampler(format="fltp", rate=SAMPLE_RATE)
+
+
+def _mono(frame: av.AudioFrame) -> np.ndarray:
+    planes = frame.to_ndarray()  # (channels, samples) for a planar format
+    return planes[0] if planes.shape[0] == 1 else planes.mean(axis=0, dtype=np.float32)
 
 
 def _declared_duration(container, stream) -> float | None:

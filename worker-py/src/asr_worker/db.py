@@ -198,15 +198,21 @@ async def worker_insert(
     await _execute(conn, sql, params)
 
 
-async def worker_heartbeat(pool: AsyncConnectionPool, worker_id: str, procrastinate_worker_id: int | None) -> None:
+async def worker_heartbeat(
+    pool: AsyncConnectionPool, worker_id: str, procrastinate_worker_id: int | None, state: str | None = None
+) -> None:
+    """Refresh the heartbeat. A row another worker's recovery marked ``gone`` while this one could not
+    reach the database (a PostgreSQL restart) gets ``state`` back, so the worker counts as active again."""
     await _execute(
         pool,
         """
         UPDATE workers SET last_heartbeat = now(),
-               procrastinate_worker_id = COALESCE(%(pw)s, procrastinate_worker_id)
+               procrastinate_worker_id = COALESCE(%(pw)s, procrastinate_worker_id),
+               state = CASE WHEN state = 'gone' AND %(state)s::text IS NOT NULL
+                            AND %(state)s::text <> 'gone' THEN %(state)s::text ELSE state END
          WHERE id = %(id)s
         """,
-        {"id": worker_id, "pw": procrastinate_worker_id},
+        {"id": worker_id, "pw": procrastinate_worker_id, "state": state},
     )
 
 
@@ -483,6 +489,7 @@ class SentenceToFinalize:
     wav_name: str
     language: str | None
     hotwords: str
+    age_s: float = 0.0  # seconds since the sentence was stored, when it was read
 
 
 async def live_sentence_for_final(pool: AsyncConnectionPool, session_id: str, idx: int) -> SentenceToFinalize | None:
@@ -490,7 +497,8 @@ async def live_sentence_for_final(pool: AsyncConnectionPool, session_id: str, id
         cur = await conn.execute(
             """
             SELECT x.start_ms, x.end_ms, x.pcm, x.status, x.partial_text, s.mode, s.wav_name,
-                   COALESCE(NULLIF(NULLIF(lower(t.language_requested), ''), 'auto'), t.language), t.hotwords
+                   COALESCE(NULLIF(NULLIF(lower(t.language_requested), ''), 'auto'), t.language), t.hotwords,
+                   extract(epoch FROM clock_timestamp() - x.ended_at)::float8
               FROM live_sentences x JOIN live_sessions s ON s.id = x.session_id
               JOIN transcriptions t ON t.id = x.session_id
              WHERE x.session_id = %s AND x.idx = %s
@@ -500,7 +508,9 @@ async def live_sentence_for_final(pool: AsyncConnectionPool, session_id: str, id
         r = await cur.fetchone()
     if r is None:
         return None
-    return SentenceToFinalize(r[0], r[1], bytes(r[2]), r[3], r[4] or "", r[5], r[6] or "", r[7], r[8] or "")
+    return SentenceToFinalize(
+        r[0], r[1], bytes(r[2]), r[3], r[4] or "", r[5], r[6] or "", r[7], r[8] or "", max(0.0, float(r[9] or 0))
+    )
 
 
 async def live_keep_language(pool: AsyncConnectionPool, session_id: str, language: str) -> str:
@@ -532,3 +542,280 @@ async def live_finish_sentence(
             if caption is not None:
                 await notify_caption(conn, session_id, caption)
     return True
+
+
+# --- long files in pieces (migrations/0006_pieces.sql) ----------------------------------------
+#
+# Lock order, everywhere: the transcriptions row first, then its piece rows (the cancel/delete
+# trigger takes them in that order too), so progress, finishing and cancelling never deadlock.
+
+PIECE_TASK = "asr.transcribe_piece"
+
+
+@dataclasses.dataclass(frozen=True)
+class PieceClaim:
+    """A piece this worker has started."""
+
+    task_id: str
+    generation: int
+    idx: int
+    attempts: int
+    start_sample: int
+    end_sample: int
+    audio_key: str | None
+    language_requested: str | None
+    hotwords: str
+
+
+async def active_batch_workers(pool: AsyncConnectionPool, fresh_s: float) -> int:
+    """Workers serving queue batch whose heartbeat is fresher than ``fresh_s`` (at least 1)."""
+    async with pool.connection() as conn:
+        cur = await conn.execute(
+            """
+            SELECT count(*) FROM workers
+             WHERE 'batch' = ANY (queues) AND state IN ('idle', 'busy')
+               AND last_heartbeat > now() - make_interval(secs => %s)
+            """,
+            (fresh_s,),
+        )
+        return max(1, int((await cur.fetchone())[0]))
+
+
+async def split_transcription(
+    pool: AsyncConnectionPool,
+    task_id: str,
+    attempts: int,
+    duration_s: float,
+    ranges: Sequence[tuple[int, int]],
+) -> list[int] | None:
+    """Record the pieces of this attempt and defer one ``asr.transcribe_piece`` job each, atomically.
+
+    Pieces of an earlier attempt are dropped (their jobs cancelled, or asked to abort). Returns the
+    piece jobs' ids, or None (nothing written) when the attempt is stale or the row was canceled.
+    """
+    async with pool.connection() as conn:
+        async with conn.transaction():
+            cur = await conn.execute(
+                """
+                SELECT priority FROM transcriptions
+                 WHERE id = %s AND status = 'processing' AND attempts = %s
+                   FOR UPDATE
+                """,
+                (task_id, attempts),
+            )
+            row = await cur.fetchone()
+            if row is None:
+                return None
+            priority = row[0]
+            await conn.execute(
+                """
+                SELECT procrastinate_cancel_job_v1(job_id, true, true) FROM transcription_pieces
+                 WHERE task_id = %s AND job_id IS NOT NULL AND status IN ('queued', 'running')
+                """,
+                (task_id,),
+            )
+            await conn.execute("DELETE FROM transcription_pieces WHERE task_id = %s", (task_id,))
+            starts = [int(a) for a, _ in ranges]
+            ends = [int(b) for _, b in ranges]
+            await conn.execute(
+                """
+                INSERT INTO transcription_pieces (task_id, idx, generation, start_sample, end_sample)
+                SELECT %(id)s, u.i - 1, %(gen)s, u.s, u.e
+                  FROM unnest(%(starts)s::bigint[], %(ends)s::bigint[]) WITH ORDINALITY AS u(s, e, i)
+                """,
+                {"id": task_id, "gen": attempts, "starts": starts, "ends": ends},
+            )
+            cur = await conn.execute(
+                """
+                SELECT procrastinate_defer_jobs_v1(array_agg(ROW(
+                       'batch', %(task)s, %(prio)s, NULL, NULL,
+                       jsonb_build_object('task_id', %(id)s::text, 'generation', %(gen)s::int, 'idx', p.idx,
+                                          'start', p.start_sample, 'end', p.end_sample),
+                       NULL)::procrastinate_job_to_defer_v1 ORDER BY p.idx))
+                  FROM transcription_pieces p WHERE p.task_id = %(id)s::uuid
+                """,
+                {"task": PIECE_TASK, "prio": priority, "id": task_id, "gen": attempts},
+            )
+            job_ids = list((await cur.fetchone())[0] or [])
+            # The defer function returns ids in no promised order: match them by their args.
+            await conn.execute(
+                """
+                UPDATE transcription_pieces p SET job_id = j.id
+                  FROM procrastinate_jobs j
+                 WHERE j.id = ANY(%(ids)s) AND p.task_id = %(id)s AND p.idx = (j.args->>'idx')::int
+                """,
+                {"ids": job_ids, "id": task_id},
+            )
+            await conn.execute(
+                "UPDATE transcriptions SET duration_s = %s, progress = 0 WHERE id = %s", (duration_s, task_id)
+            )
+    return job_ids
+
+
+async def claim_piece(
+    pool: AsyncConnectionPool, task_id: str, generation: int, idx: int, worker_id: str
+) -> PieceClaim | None:
+    """Mark a piece running for this attempt; None when its transcription is no longer on this split."""
+    async with pool.connection() as conn:
+        cur = await conn.execute(
+            """
+            UPDATE transcription_pieces p
+               SET status = 'running', attempts = p.attempts + 1, worker = %(worker)s,
+                   started_at = now(), progress = 0
+              FROM transcriptions t
+             WHERE p.task_id = %(id)s AND p.idx = %(idx)s AND p.generation = %(gen)s
+               AND p.status IN ('queued', 'running')
+               AND t.id = p.task_id AND t.status = 'processing' AND t.attempts = p.generation
+            RETURNING p.attempts, p.start_sample, p.end_sample, t.audio_key, t.language_requested, t.hotwords
+            """,
+            {"id": task_id, "idx": idx, "gen": generation, "worker": worker_id},
+        )
+        row = await cur.fetchone()
+    if row is None:
+        return None
+    return PieceClaim(task_id, generation, idx, row[0], int(row[1]), int(row[2]), row[3], row[4], row[5] or "")
+
+
+_WEIGHTED_PROGRESS = """
+    SELECT sum(CASE WHEN idx = %(idx)s THEN %(p)s ELSE progress END * (end_sample - start_sample))
+           / sum(end_sample - start_sample)
+      FROM transcription_pieces WHERE task_id = %(id)s AND generation = %(gen)s
+"""
+
+
+async def set_piece_progress(pool: AsyncConnectionPool, claim: PieceClaim, progress: float) -> None:
+    """The piece's progress, and the transcription's: every piece's progress weighted by its length."""
+    params = {
+        "id": claim.task_id,
+        "gen": claim.generation,
+        "idx": claim.idx,
+        "a": claim.attempts,
+        "p": max(0.0, min(1.0, float(progress))),
+    }
+    async with pool.connection() as conn:
+        async with conn.transaction():
+            await conn.execute(
+                f"""
+                UPDATE transcriptions SET progress = LEAST(0.99, w.value)
+                  FROM ({_WEIGHTED_PROGRESS}) AS w(value)
+                 WHERE id = %(id)s AND status = 'processing' AND attempts = %(gen)s AND progress < w.value
+                """,
+                params,
+            )
+            await conn.execute(
+                """
+                UPDATE transcription_pieces SET progress = %(p)s
+                 WHERE task_id = %(id)s AND idx = %(idx)s AND generation = %(gen)s AND attempts = %(a)s
+                   AND status = 'running' AND progress < %(p)s
+                """,
+                params,
+            )
+
+
+async def requeue_piece(pool: AsyncConnectionPool, claim: PieceClaim) -> None:
+    """Put a piece back to queued when this worker stops before finishing it (its job is retried)."""
+    async with pool.connection() as conn:
+        await conn.execute(
+            """
+            UPDATE transcription_pieces SET status = 'queued', progress = 0, worker = NULL
+             WHERE task_id = %s AND idx = %s AND generation = %s AND attempts = %s AND status = 'running'
+            """,
+            (claim.task_id, claim.idx, claim.generation, claim.attempts),
+        )
+
+
+async def finish_piece(
+    pool: AsyncConnectionPool,
+    claim: PieceClaim,
+    *,
+    text: str,
+    segments: Sequence[tuple[float, float, str]],
+    language: str | None,
+    model: str,
+    engine: str,
+    engine_s: float,
+    merge,
+) -> tuple[str, object]:
+    """Store a piece's result; if it completes the set, merge every piece into the transcription.
+
+    One transaction under the transcription's row lock, so exactly one worker sees the set
+    complete and merges. ``merge(rows)`` gets the pieces (idx, start_sample, end_sample, segments,
+    language, model, engine, engine_s, worker) in order and returns a ``split.Merged``.
+    Returns ("stale", None) when nothing was written (this attempt was superseded, or the
+    transcription canceled, deleted or split again), ("stored", (done, total)), or ("merged", Merged).
+    """
+    async with pool.connection() as conn:
+        async with conn.transaction():
+            cur = await conn.execute(
+                "SELECT 1 FROM transcriptions WHERE id = %s AND status = 'processing' AND attempts = %s FOR UPDATE",
+                (claim.task_id, claim.generation),
+            )
+            if await cur.fetchone() is None:
+                return "stale", None
+            cur = await conn.execute(
+                """
+                UPDATE transcription_pieces
+                   SET status = 'done', progress = 1, text = %(text)s, segments = %(segments)s::jsonb,
+                       language = %(language)s, model = %(model)s, engine = %(engine)s,
+                       engine_s = %(engine_s)s, finished_at = now()
+                 WHERE task_id = %(id)s AND idx = %(idx)s AND generation = %(gen)s AND attempts = %(a)s
+                   AND status = 'running'
+                """,
+                {
+                    "id": claim.task_id,
+                    "idx": claim.idx,
+                    "gen": claim.generation,
+                    "a": claim.attempts,
+                    "text": text,
+                    "segments": json.dumps([[float(s), float(e), t] for s, e, t in segments], ensure_ascii=False),
+                    "language": language,
+                    "model": model,
+                    "engine": engine,
+                    "engine_s": engine_s,
+                },
+            )
+            if cur.rowcount != 1:
+                return "stale", None
+            cur = await conn.execute(
+                """
+                SELECT idx, start_sample, end_sample, status, segments, language, model, engine,
+                       COALESCE(engine_s, 0), worker
+                  FROM transcription_pieces WHERE task_id = %s AND generation = %s ORDER BY idx
+                """,
+                (claim.task_id, claim.generation),
+            )
+            rows = await cur.fetchall()
+            done = sum(1 for r in rows if r[3] == "done")
+            if done < len(rows):
+                await conn.execute(
+                    f"""
+                    UPDATE transcriptions SET progress = LEAST(0.99, w.value)
+                      FROM ({_WEIGHTED_PROGRESS}) AS w(value)
+                     WHERE id = %(id)s AND status = 'processing' AND attempts = %(gen)s AND progress < w.value
+                    """,
+                    {"id": claim.task_id, "gen": claim.generation, "idx": claim.idx, "p": 1.0},
+                )
+                return "stored", (done, len(rows))
+            merged = merge([(r[0], r[1], r[2], r[4], r[5], r[6], r[7], float(r[8]), r[9]) for r in rows])
+            await conn.execute(
+                """
+                UPDATE transcriptions
+                   SET status = 'done', text = %(text)s, language = %(language)s,
+                       duration_s = %(duration)s, model = %(model)s, engine = %(engine)s, worker = %(worker)s,
+                       rtf = %(rtf)s, engine_s = %(engine_s)s, progress = 1, finished_at = now(), error = NULL
+                 WHERE id = %(id)s
+                """,
+                {
+                    "id": claim.task_id,
+                    "text": merged.text,
+                    "language": merged.language,
+                    "duration": merged.duration_s,
+                    "model": merged.model,
+                    "engine": merged.engine,
+                    "worker": ", ".join(merged.workers) or None,
+                    "rtf": merged.rtf,
+                    "engine_s": merged.engine_s,
+                },
+            )
+            await _replace_segments(conn, claim.task_id, merged.segments)
+    return "merged", merged

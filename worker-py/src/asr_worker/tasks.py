@@ -17,6 +17,7 @@ from .audio import AudioDecodeError, decode_audio
 from .config import Settings
 from .engines import Aborted, Engine
 from .registry import Registry
+from .resilience import retry_transient
 from .storage import AudioNotFoundError, InvalidKeyError, Storage
 from .text import normalize_language
 
@@ -32,7 +33,10 @@ app = procrastinate.App(connector=procrastinate.PsycopgConnector())
 
 def make_app(database_url: str, *, min_size: int = 2, max_size: int = 10) -> procrastinate.App:
     """The task app bound to ``database_url`` (tasks are shared with the module-level ``app``)."""
-    from . import live  # noqa: F401  (registers asr.live_session and asr.finalize_segment)
+    from . import (
+        live,  # noqa: F401  (registers asr.live_session and asr.finalize_segment)
+        pieces,  # noqa: F401  (registers asr.transcribe_piece)
+    )
 
     return app.with_connector(
         procrastinate.PsycopgConnector(
@@ -77,7 +81,9 @@ async def transcribe_file(context: JobContext, task_id: str) -> dict:
 
 
 async def _transcribe(rt: Runtime, context: JobContext, task_id: str) -> dict:
-    claim = await db.claim_transcription(rt.pool, task_id, rt.worker_id)
+    claim = await retry_transient(
+        lambda: db.claim_transcription(rt.pool, task_id, rt.worker_id), f"starting transcription {task_id}"
+    )
     if claim is None:
         log.info("Transcription %s is no longer queued (canceled or deleted): nothing to do", task_id)
         return {"task_id": task_id, "skipped": True}
@@ -103,6 +109,8 @@ async def _transcribe(rt: Runtime, context: JobContext, task_id: str) -> dict:
 
 
 async def _run(rt: Runtime, context: JobContext, claim: db.Claim) -> dict:
+    from . import pieces  # registers asr.transcribe_piece too (imported by make_app)
+
     task_id = claim.task_id
     abort = threading.Event()
     progress = {"value": 0.0}
@@ -123,6 +131,8 @@ async def _run(rt: Runtime, context: JobContext, claim: db.Claim) -> dict:
             raise _Permanent(str(exc)) from exc
         if should_abort():
             raise Aborted()
+        if pieces.needs_split(rt.settings, audio.duration_s):
+            return pieces.LongAudio(audio)
         return rt.engine.transcribe(
             audio.samples,
             language=normalize_language(claim.language_requested),
@@ -144,9 +154,14 @@ async def _run(rt: Runtime, context: JobContext, claim: db.Claim) -> dict:
             if done:
                 break
         transcript = fut.result()
+        if isinstance(transcript, pieces.LongAudio):  # long file: cut into pieces that every batch worker takes
+            return await pieces.split_file(rt, claim, transcript.audio, should_abort)
     except _Permanent as exc:
         log.warning("Transcription %s failed: %s", task_id, exc)
-        await db.fail_transcription(rt.pool, task_id, claim.attempts, str(exc))
+        reason = str(exc)
+        await retry_transient(
+            lambda: db.fail_transcription(rt.pool, task_id, claim.attempts, reason), f"failing transcription {task_id}"
+        )
         return {"task_id": task_id, "status": "failed", "error": str(exc)}
     except (asyncio.CancelledError, Aborted) as exc:
         abort.set()
@@ -162,18 +177,21 @@ async def _run(rt: Runtime, context: JobContext, claim: db.Claim) -> dict:
         await db.best_effort(db.fail_transcription(rt.pool, task_id, claim.attempts, f"The worker failed: {exc}"))
         raise
 
-    saved = await db.save_result(
-        rt.pool,
-        task_id,
-        claim.attempts,
-        text=transcript.text,
-        language=transcript.language,
-        duration_s=transcript.duration_s,
-        model=transcript.model,
-        engine=transcript.engine,
-        rtf=transcript.rtf,
-        engine_s=transcript.engine_s,
-        segments=[(s.start, s.end, s.text) for s in transcript.segments],
+    saved = await retry_transient(
+        lambda: db.save_result(
+            rt.pool,
+            task_id,
+            claim.attempts,
+            text=transcript.text,
+            language=transcript.language,
+            duration_s=transcript.duration_s,
+            model=transcript.model,
+            engine=transcript.engine,
+            rtf=transcript.rtf,
+            engine_s=transcript.engine_s,
+            segments=[(s.start, s.end, s.text) for s in transcript.segments],
+        ),
+        f"saving transcription {task_id}",
     )
     if not saved:
         log.warning(
@@ -192,4 +210,10 @@ async def _run(rt: Runtime, context: JobContext, claim: db.Claim) -> dict:
         transcript.model,
         len(transcript.segments),
     )
-    return {"task_id": task_id, "status": "done", "rtf": transcript.rtf}
+    return {
+        "task_id": task_id,
+        "status": "done",
+        "rtf": transcript.rtf,
+        "audio_s": transcript.duration_s,
+        "engine": transcript.engine,
+    }

@@ -241,6 +241,30 @@ type Transcription struct {
 	UpdatedAt         time.Time
 }
 
+type TranscriptionPiece struct {
+	TaskID      uuid.UUID
+	Idx         int32
+	Generation  int32
+	StartSample int64
+	EndSample   int64
+	StartS      *float64
+	EndS        *float64
+	Status      string
+	Progress    float32
+	Attempts    int32
+	Worker      *string
+	JobID       *int64
+	Text        string
+	Segments    []byte
+	Language    *string
+	Model       *string
+	Engine      *string
+	EngineS     *float64
+	CreatedAt   time.Time
+	StartedAt   *time.Time
+	FinishedAt  *time.Time
+}
+
 type Worker struct {
 	ID                    string
 	Host                  string
