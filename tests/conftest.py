@@ -112,10 +112,12 @@ class Stack:
         self._spawn("gateway", [str(GATEWAY_BIN), "serve"], env)
         self.wait_http()
 
-    def start_worker(self, name: str = "worker-1", **extra: str) -> subprocess.Popen:
-        env = scrubbed_env(DATABASE_URL=self.db_url, ASR_STORAGE_URL=self.store.as_uri(),
-                           ASR_WORKER_NAME=name, **extra)
-        return self._spawn(name, [str(WORKER_BIN), "run"], env)
+    def start_worker(self, name: str = "worker-1", *, prefix: tuple[str, ...] = (), **extra: str) -> subprocess.Popen:
+        """A worker process; ``extra`` may override DATABASE_URL and ASR_STORAGE_URL too, and
+        ``prefix`` runs it through another command (tests/test_lan.py: ``ip netns exec <ns> …``)."""
+        env = scrubbed_env(DATABASE_URL=self.db_url, ASR_STORAGE_URL=self.store.as_uri(), ASR_WORKER_NAME=name)
+        env.update(extra)
+        return self._spawn(name, [*prefix, str(WORKER_BIN), "run"], env)
 
     def wait_http(self, timeout: float = 20) -> None:
         deadline = time.monotonic() + timeout
