@@ -11,11 +11,19 @@
    final-caption latency after the end of speech; how many sessions at once keep real time.
 5. Gateway memory per idle live connection, at 1000 idle sockets (no real worker: a registry row
    kept fresh by the benchmark stands in, so 1000 live jobs do not swamp a worker).
+6. A 30-minute recording split at silences (ASR_SPLIT_MINUTES=10): wall time (submit to done) with
+   one worker, then with two workers sharing its pieces, each worker on one CPU thread; and the
+   speed-up. `tests/bench/bench.py --only=split` runs just this one.
+7. CPU laptop worker (onnxruntime) against the torch worker: install size, and the real-time factor
+   of the ONNX and FunASR engines (and of fsmn-vad alone) on the same files and models
+   (worker-py/bench/engine_compare.py, in its own process). `--only=engines` runs just this one.
 """
 
 from __future__ import annotations
 
 import json
+import shutil
+import signal
 import statistics
 import subprocess
 import sys
@@ -161,9 +169,113 @@ def idle_memory_rows(tmp: Path, sockets: int = 1000) -> list[tuple]:
         drop_db(db)
 
 
+def english_recording(path: Path, seconds: float, gap_s: float = 1.5) -> Path:
+    """The English test speech in turn, `gap_s` of silence after each clip, to at least `seconds`."""
+    clips = [read_pcm16(SPEECH / n)[0] for n in ("jfk_en.wav", "librispeech_1995-1837-0001_en.wav")]
+    gap = np.zeros(int(gap_s * 16000), dtype=np.int16)
+    parts, total, i = [], 0, 0
+    while total < seconds * 16000:
+        parts += [clips[i % 2], gap]
+        total += len(clips[i % 2]) + len(gap)
+        i += 1
+    return write_pcm16(path, np.concatenate(parts))
+
+
+SPLIT_WORKER_ENV = {
+    "ASR_ENGINE": "offline",
+    "ASR_OFFLINE_MODEL": "tiny.en",
+    "ASR_WORKER_QUEUES": "batch",
+    "ASR_SPLIT_MINUTES": "10",
+    # One core per worker: two workers on this 2-core machine stand for two single-core machines
+    # on the LAN, and the single worker gets the same one core (not both).
+    "ASR_CPU_THREADS": "1",
+    "ASR_METRICS_ADDR": "off",
+}
+
+
+def split_rows(tmp: Path) -> list[tuple]:
+    """A 30-minute recording (ASR_SPLIT_MINUTES=10) finished by one worker, then by two together."""
+    audio = english_recording(tmp / "rec30min.wav", 30 * 60)
+    db = make_db()
+    store = tmp / "split-audio"
+    store.mkdir()
+    stack = Stack(db_url=db, store=store, logs=ROOT / "tests" / "artifacts" / "bench-split")
+    stack.logs.mkdir(parents=True, exist_ok=True)
+    walls: dict[int, float] = {}
+    notes: dict[int, str] = {}
+    texts: dict[int, str] = {}
+    try:
+        stack.start_gateway(ASR_MAX_UPLOAD_MB="200")
+        for n in (1, 2):
+            names = [f"split{n}-w{i}" for i in range(n)]
+            for name in names:
+                stack.start_worker(name, **SPLIT_WORKER_ENV)
+            deadline = time.monotonic() + 600
+            while time.monotonic() < deadline:
+                idle = stack.sql("SELECT count(*) FROM workers WHERE state = 'idle' AND id = ANY(%s)", names)[0][0]
+                if idle == n:
+                    break
+                time.sleep(0.5)
+            else:
+                raise RuntimeError(f"{n} worker(s) did not become idle; see {stack.logs}")
+            task = stack.submit(audio).json()["task_id"]
+            res = stack.wait_done(task, timeout=7200)
+            assert res["status"] == "done", res
+            (wall,), = stack.sql("SELECT extract(epoch FROM finished_at - created_at) FROM transcriptions "
+                                 "WHERE id = %s", task)
+            pieces, workers, split_s = stack.sql(
+                """SELECT count(*), count(DISTINCT p.worker), extract(epoch FROM min(p.started_at) - t.started_at)
+                   FROM transcription_pieces p JOIN transcriptions t ON t.id = p.task_id
+                   WHERE p.task_id = %s GROUP BY t.started_at""", task)[0]
+            walls[n] = float(wall)
+            texts[n] = res["text"]
+            notes[n] = (f"{pieces} pieces on {workers} worker(s), split step {float(split_s):.1f} s, "
+                        f"RTF {res['rtf']:.3f}")
+            for name in names:
+                stack.kill(name, signal.SIGTERM)
+        dur = stack.result(task)["duration"]
+    finally:
+        stack.stop()
+        drop_db(db)
+        shutil.rmtree(store, ignore_errors=True)  # two 58 MB uploads
+        audio.unlink(missing_ok=True)
+    speedup = walls[1] / walls[2]
+    return [(f"{dur / 60:.0f}-min recording, 1 worker vs 2 workers: wall s, speed-up",
+             f"{walls[1]:.0f} s → {walls[2]:.0f} s", "-", "clearly < 1 worker",
+             f"speed-up {speedup:.2f}×; tiny.en, 1 CPU thread per worker; 1: {notes[1]}; 2: {notes[2]}; "
+             f"same text: {'yes' if texts[1] == texts[2] else 'NO'}")]
+
+
+def print_table(rows: list[tuple]) -> None:
+    head = ("measure", "median", "p99", "target", "notes")
+    widths = [max(len(str(r[i])) for r in rows + [head]) for i in range(5)]
+    line = lambda r: "| " + " | ".join(str(c).ljust(w) for c, w in zip(r, widths)) + " |"  # noqa: E731
+    print(line(head))
+    print("|" + "|".join("-" * (w + 2) for w in widths) + "|")
+    for r in rows:
+        print(line(r))
+
+
+def engine_rows() -> list[tuple]:
+    """worker-py/bench/engine_compare.py, in its own process (it imports torch and onnxruntime)."""
+    out = subprocess.run([sys.executable, str(ROOT / "worker-py" / "bench" / "engine_compare.py"), "--json"],
+                         check=True, stdout=subprocess.PIPE, text=True, timeout=1800).stdout
+    rows = []
+    for r in json.loads(out.strip().splitlines()[-1]):
+        value = f"{r['value']:.2f} {r['unit']}" if r.get("unit") else f"{r['value']:.3f}"
+        rows.append((r["measure"], value, "-", "-", r["notes"]))
+    return rows
+
+
 def main() -> int:
     rows: list[tuple[str, str, str, str, str]] = []
     tmp = Path(tempfile.mkdtemp(prefix="lanasr-bench-"))
+    if "--only=split" in sys.argv[1:]:
+        print_table(split_rows(tmp))
+        return 0
+    if "--only=engines" in sys.argv[1:]:
+        print_table(engine_rows())
+        return 0
     one_mb = tmp / "one_mb.wav"
     write_pcm16(one_mb, (np.random.default_rng(1).standard_normal(524_000) * 800))  # 1.05 MB
     short = tmp / "short.wav"
@@ -238,14 +350,9 @@ def main() -> int:
         stack.stop()
         drop_db(db)
     rows += idle_memory_rows(tmp)
-
-    head = ("measure", "median", "p99", "target", "notes")
-    widths = [max(len(str(r[i])) for r in rows + [head]) for i in range(5)]
-    line = lambda r: "| " + " | ".join(str(c).ljust(w) for c, w in zip(r, widths)) + " |"  # noqa: E731
-    print(line(head))
-    print("|" + "|".join("-" * (w + 2) for w in widths) + "|")
-    for r in rows:
-        print(line(r))
+    rows += split_rows(tmp)
+    rows += engine_rows()
+    print_table(rows)
     return 0
 
 

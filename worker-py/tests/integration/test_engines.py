@@ -79,13 +79,18 @@ async def test_funasr_worker_reports_its_engine(database_url, conn, store, funas
 @pytest.mark.models
 def test_auto_falls_back_to_offline_loudly(caplog, tmp_path):
     settings = Settings(
-        engine="auto", funasr_model=str(tmp_path / "no-such-model"), offline_model="tiny.en", cpu_threads=2
+        engine="auto",
+        funasr_model=str(tmp_path / "no-such-model"),
+        onnx_model=str(tmp_path / "no-onnx-model"),
+        offline_model="tiny.en",
+        cpu_threads=2,
     )
     with caplog.at_level(logging.WARNING, logger="asr_worker"):
         engine = load_engine(settings)
     assert engine.name == "offline" and engine.model_name == "whisper-tiny.en"
     warnings = [r for r in caplog.records if r.levelno == logging.WARNING and "FALLING BACK" in r.getMessage()]
     assert warnings and "whisper-tiny.en" in warnings[0].getMessage()
+    assert "no-onnx-model" in warnings[0].getMessage()  # why the ONNX engine was not taken either
 
 
 def test_bad_offline_model_is_an_engine_error(tmp_path):

@@ -9,7 +9,12 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
-__all__ = ["build_tiny_paraformer", "build_tiny_ct_punc", "build_tiny_paraformer_streaming"]
+__all__ = [
+    "build_tiny_paraformer",
+    "build_tiny_ct_punc",
+    "build_tiny_paraformer_streaming",
+    "build_tiny_bicif_paraformer",
+]
 
 N_MELS, LFR_M, LFR_N = 80, 7, 6
 D_MODEL = 32
@@ -152,7 +157,7 @@ encoder_conf:
     output_size: {D_MODEL}
     attention_heads: 2
     linear_units: 64
-    num_blocks: 1
+    num_blocks: 2  # FunASR's ONNX export of the SANM encoder needs a block after the first
     dropout_rate: 0.0
     positional_dropout_rate: 0.0
     attention_dropout_rate: 0.0
@@ -212,3 +217,23 @@ STREAMING_CONFIG = (
 def build_tiny_paraformer_streaming(target: Path, *, seed: int = 0) -> Path:
     """A tiny random ``paraformer-zh-streaming`` directory (ParaformerStreaming, SANMEncoderChunkOpt)."""
     return _build_asr_dir(target, STREAMING_CONFIG, seed)
+
+
+BICIF_CONFIG = (
+    CONFIG.replace("model: Paraformer\n", "model: BiCifParaformer\n")
+    .replace("predictor: CifPredictorV2\n", "predictor: CifPredictorV3\n")
+    .replace(
+        "    tail_threshold: 0.45\n",
+        "    tail_threshold: 0.45\n"
+        "    smooth_factor2: 0.25\n"
+        "    noise_threshold2: 0.01\n"
+        "    upsample_times: 3\n"
+        "    upsample_type: cnn_blstm\n"
+        "    use_cif1_cnn: false\n",
+    )
+)
+
+
+def build_tiny_bicif_paraformer(target: Path, *, seed: int = 0) -> Path:
+    """A tiny random BiCifParaformer (the paraformer that also predicts token timestamps, as paraformer-zh)."""
+    return _build_asr_dir(target, BICIF_CONFIG, seed)

@@ -1,4 +1,4 @@
-"""ASR engines and the factory that picks one for ``ASR_ENGINE`` (auto, funasr, offline)."""
+"""ASR engines and the factory that picks one for ``ASR_ENGINE`` (auto, funasr, onnx, offline)."""
 
 from __future__ import annotations
 
@@ -6,11 +6,22 @@ import importlib.util
 import logging
 import socket
 import threading
+from pathlib import Path
 
 from ..config import Settings
 from .base import Aborted, Engine, EngineError, Segment, Transcript
 
-__all__ = ["load_engine", "load_live", "funasr_usable", "Engine", "EngineError", "Aborted", "Segment", "Transcript"]
+__all__ = [
+    "load_engine",
+    "load_live",
+    "funasr_usable",
+    "onnx_usable",
+    "Engine",
+    "EngineError",
+    "Aborted",
+    "Segment",
+    "Transcript",
+]
 
 log = logging.getLogger(__name__)
 
@@ -62,11 +73,14 @@ def funasr_usable(settings: Settings) -> tuple[bool, str]:
 def load_engine(settings: Settings) -> Engine:
     """Build the engine ``settings.engine`` asks for, loading its models once.
 
-    ``auto`` tries FunASR and falls back to the offline profile with a loud warning.
-    Raises EngineError when the chosen engine (or, for ``auto``, both) cannot load.
+    ``auto`` tries FunASR (torch), then the ONNX engine (FunASR's ONNX exports on onnxruntime), then
+    falls back to the offline profile (Whisper) with a loud warning; it logs which it took and why.
+    Raises EngineError when the chosen engine (or, for ``auto``, the last resort) cannot load.
     """
     if settings.engine == "funasr":
         return _funasr(settings)
+    if settings.engine == "onnx":
+        return _onnx(settings)
     if settings.engine == "offline":
         return _offline(settings)
     ok, why = funasr_usable(settings)
@@ -75,14 +89,84 @@ def load_engine(settings: Settings) -> Engine:
             return _funasr(settings)
         except EngineError as exc:
             why = str(exc)
+    ok_onnx, why_onnx = onnx_usable(settings)
+    if ok_onnx:
+        try:
+            engine = _onnx(settings)
+        except EngineError as exc:
+            why_onnx = str(exc)
+        else:
+            log.info("ASR_ENGINE=auto took engine=onnx: the FunASR (torch) engine is unavailable (%s).", why)
+            return engine
     engine = _offline(settings)
     log.warning(
-        "!!! FALLING BACK TO THE OFFLINE PROFILE: the FunASR engine is unavailable (%s). "
-        "Transcribing with engine=offline (%s). Set ASR_ENGINE=offline to silence this warning, "
-        "or install the funasr+torch extras and its models to use FunASR.",
+        "!!! FALLING BACK TO THE OFFLINE PROFILE: the FunASR engine is unavailable (%s), and so is the ONNX "
+        "engine (%s). Transcribing with engine=offline (%s). Set ASR_ENGINE=offline to silence this warning, "
+        "or install the funasr+torch extras and its models to use FunASR, or export its models to ONNX "
+        "(python -m asr_worker.engines.onnx_export) for the ONNX engine.",
         why,
+        why_onnx,
         _names(engine.models),
     )
+    return engine
+
+
+def _onnx_dir(value: str, default_name: str, settings: Settings) -> tuple[Path | None, bool]:
+    """A configured ONNX model directory: (path or None for none/off, whether it was set explicitly)."""
+    v = (value or "").strip()
+    if v.lower() in ("none", "off"):
+        return None, True
+    if v:
+        return Path(v).expanduser(), True
+    return Path(settings.model_cache).expanduser() / "onnx" / default_name, False
+
+
+def onnx_usable(settings: Settings) -> tuple[bool, str]:
+    """Whether the ONNX engine can be tried here, and if not, why (checked without loading models)."""
+    if not (_installed("funasr_onnx") and _installed("onnxruntime")):
+        return False, "funasr-onnx / onnxruntime are not installed (the worker's `offline` extra)"
+    path, _ = _onnx_dir(settings.onnx_model, "paraformer-zh", settings)
+    if path is None:
+        return False, "ASR_ONNX_MODEL is none"
+    if not (path / "config.yaml").is_file() or not any(path.glob("model*.onnx")):
+        return False, f"no ONNX model export in {path} (ASR_ONNX_MODEL)"
+    return True, ""
+
+
+def _onnx(settings: Settings) -> Engine:
+    from .models import fsmn_vad_dir
+    from .onnx_engine import OnnxEngine
+
+    asr, _ = _onnx_dir(settings.onnx_model, "paraformer-zh", settings)
+    if asr is None:
+        raise EngineError("ASR_ONNX_MODEL is none: the ONNX engine needs an ASR model directory.")
+    vad_setting = (settings.onnx_vad_model or "").strip()
+    vad = None if vad_setting.lower() in ("none", "off") else fsmn_vad_dir(vad_setting)
+    punc, explicit = _onnx_dir(settings.onnx_punc_model, "ct-punc", settings)
+    if punc is not None and not explicit and not punc.is_dir():
+        log.warning("ONNX engine: no punctuation model (%s does not exist; set ASR_ONNX_PUNC_MODEL)", punc)
+        punc = None
+    streaming = None
+    if "live" in settings.queues:
+        streaming, explicit = _onnx_dir(settings.onnx_streaming_model, "paraformer-zh-streaming", settings)
+        if streaming is not None and not explicit and not streaming.is_dir():
+            log.warning(
+                "!!! ONNX engine: no streaming model (%s does not exist; set ASR_ONNX_STREAMING_MODEL): "
+                "live sessions get no partial captions",
+                streaming,
+            )
+            streaming = None
+    if settings.device not in ("auto", "cpu"):
+        log.warning("ASR_DEVICE=%s: the ONNX engine runs on the CPU (onnxruntime)", settings.device)
+    engine = OnnxEngine(
+        model=asr,
+        vad_model=vad,
+        punc_model=punc,
+        streaming_model=streaming,
+        quantize=settings.onnx_quantize,
+        cpu_threads=settings.cpu_threads,
+    )
+    log.info("Engine onnx on %s: %s", engine.device, _names(engine.models))
     return engine
 
 
@@ -135,6 +219,7 @@ def _offline(settings: Settings) -> Engine:
         device=device,
         cpu_threads=settings.cpu_threads,
         beam_size=settings.beam_size,
+        short_context=settings.live_short_context,
     )
     log.info("Engine offline on %s: %s", engine.device, _names(engine.models))
     return engine
@@ -155,7 +240,7 @@ def load_live(settings: Settings, engine: Engine):
     from .streaming import LiveModels, StreamingVad
 
     vad = StreamingVad(
-        fsmn_vad_dir(settings.offline_vad_model),
+        Path(engine.models.get("vad_path") or fsmn_vad_dir(settings.offline_vad_model)),
         end_silence_ms=settings.live_end_silence_ms,
         max_sentence_ms=int(settings.live_max_sentence_s * 1000),
     )
