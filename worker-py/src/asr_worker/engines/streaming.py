@@ -168,24 +168,13 @@ class WhisperPartials:
             return None
         try:
             t0 = time.perf_counter()
-            lang = language if e.multilingual else "en"
-            pieces, info = e.whisper.transcribe(
-                np.ascontiguousarray(sentence, dtype=np.float32),
-                language=lang,
-                beam_size=1,
-                vad_filter=False,
-                condition_on_previous_text=False,
-                without_timestamps=True,
-                initial_prompt="以下是普通话的句子。" if is_chinese(lang) else None,
-            )
-            text = join_texts([p.text.strip() for p in pieces])
+            out = e.decode_short(sentence, language=language, beam_size=1)
             model_s = time.perf_counter() - t0
         finally:
             e.lock.release()
-        if lang is None and info.language:
-            self.detected = (info.language, float(info.language_probability or 0.0))
-        if is_chinese(lang or info.language):
-            text = to_simplified(text)
+        if language is None and e.multilingual and out.language:
+            self.detected = (out.language, out.language_probability)
+        text = out.text
         self.decoded_ms = have_ms
         if text == self.text:
             return None
@@ -261,6 +250,8 @@ class LiveModels:
 
     def new_partials(self):
         streaming = getattr(self.engine, "streaming", None)
+        if streaming is not None and hasattr(self.engine, "new_streaming_partials"):  # the ONNX engine's
+            return self.engine.new_streaming_partials()
         if streaming is not None:
             return FunasrStreamingPartials(streaming, self.engine.streaming_lock)
         if hasattr(self.engine, "whisper"):
@@ -276,10 +267,9 @@ class LiveModels:
             return FinalResult("", language, [], 0.0)
         with self._finals_lock:
             self._finals += 1
+        decode = getattr(self.engine, "transcribe_sentence", None) or self.engine.transcribe
         try:
-            tr = self.engine.transcribe(
-                np.ascontiguousarray(samples, dtype=np.float32), language=language, hotwords=hotwords
-            )
+            tr = decode(np.ascontiguousarray(samples, dtype=np.float32), language=language, hotwords=hotwords)
         finally:
             with self._finals_lock:
                 self._finals -= 1
