@@ -111,7 +111,7 @@ migrate: gateway ## Apply migrations to DATABASE_URL (or the running stack's dat
 # Tests and checks
 
 .PHONY: test
-test: build ## Every test suite, against a throwaway PostgreSQL cluster
+test: build samba ## Every test suite, against a throwaway PostgreSQL cluster
 	@$(VPY) scripts/testdb.py -- $(MAKE) --no-print-directory generate-check test-go test-fuzz test-py test-frontend test-e2e test-browser
 
 .PHONY: test-go
@@ -134,7 +134,7 @@ fuzz: ## The fuzzers for longer (LONG_FUZZTIME=5m each by default)
 	@$(MAKE) --no-print-directory test-fuzz FUZZTIME=$(LONG_FUZZTIME)
 
 .PHONY: test-py
-test-py: venv gateway ## Python unit, integration and acceptance tests
+test-py: venv gateway samba ## Python unit, integration and acceptance tests
 	$(VENV)/bin/pytest -q worker-py/tests
 
 .PHONY: test-frontend
@@ -142,12 +142,16 @@ test-frontend: frontend ## Frontend unit tests
 	cd frontend && npm test --silent
 
 .PHONY: test-e2e
-test-e2e: build ## End-to-end tests over the real processes
+test-e2e: build samba ## End-to-end tests over the real processes (tests/test_lan.py: root, network namespaces, smbd)
 	$(VENV)/bin/pytest -q tests --ignore=tests/browser
 
 .PHONY: chromium
 chromium: ## Debian's Chromium and CJK fonts for the browser tests (apt-get; needs root)
 	@scripts/ensure-chromium.sh
+
+.PHONY: samba
+samba: ## Samba's smbd for the SMB storage and multi-host tests (apt-get; needs root)
+	@scripts/ensure-samba.sh
 
 .PHONY: test-browser
 test-browser: build chromium ## Browser tests: Chromium with a fake microphone against the real stack
@@ -168,6 +172,10 @@ generate-check: ## Fail if generated code drifted from the .sql files
 .PHONY: bench
 bench: build ## Benchmarks: submit latency, dispatch latency, pipeline overhead (prints a table)
 	@$(VPY) scripts/testdb.py -- $(VPY) tests/bench/bench.py
+
+.PHONY: soak
+soak: build ## Bounded load (~5 min): 100 uploads + 8 live sessions at once, per round; prints a table
+	@$(VPY) scripts/testdb.py -- $(VPY) tests/bench/soak.py
 
 .PHONY: clean
 clean: ## Remove build output (keeps .data and the per-machine caches)
