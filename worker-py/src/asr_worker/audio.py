@@ -57,15 +57,8 @@ def decode_audio(source: str | os.PathLike | bytes | BinaryIO) -> Audio:
             raise AudioDecodeError("The audio file is empty.")
         source.seek(pos)
 
-    try:
-        container = av.open(source, mode="r", metadata_errors="ignore")
-    except (av.FFmpegError, UnicodeDecodeError, ValueError, OSError) as exc:
-        raise AudioDecodeError(f"The file is not a readable audio or video file ({_reason(exc)}).") from exc
-
+    container, stream = _open(source)
     with container:
-        if not container.streams.audio:
-            raise AudioDecodeError("The file contains no audio stream.")
-        stream = container.streams.audio[0]
         declared_s = _declared_duration(container, stream)
         resampler = _resampler()
         chunks: list[np.ndarray] = []
@@ -104,14 +97,8 @@ def decode_range(source: str | os.PathLike | BinaryIO, start_sample: int, end_sa
     """
     if start_sample < 0 or end_sample <= start_sample:
         raise ValueError(f"bad sample range [{start_sample}, {end_sample})")
-    try:
-        container = av.open(source, mode="r", metadata_errors="ignore")
-    except (av.FFmpegError, UnicodeDecodeError, ValueError, OSError) as exc:
-        raise AudioDecodeError(f"The file is not a readable audio or video file ({_reason(exc)}).") from exc
+    container, stream = _open(source)
     with container:
-        if not container.streams.audio:
-            raise AudioDecodeError("The file contains no audio stream.")
-        stream = container.streams.audio[0]
         try:
             exact_seek = (stream.codec_context.name or "").startswith("pcm_")
             got = _decode_from(container, stream, start_sample, end_sample, seek=exact_seek and start_sample > 0)
@@ -162,6 +149,18 @@ def _decode_from(container, stream, start_sample: int, end_sample: int, *, seek:
         raise AudioDecodeError("The file contains no audio samples.")
     samples = np.concatenate(chunks).astype(np.float32, copy=False) if chunks else np.zeros(0, np.float32)
     return first, samples
+
+
+def _open(source):
+    """The container and its first audio stream; AudioDecodeError when there is none to read."""
+    try:
+        container = av.open(source, mode="r", metadata_errors="ignore")
+    except (av.FFmpegError, UnicodeDecodeError, ValueError, OSError) as exc:
+        raise AudioDecodeError(f"The file is not a readable audio or video file ({_reason(exc)}).") from exc
+    if not container.streams.audio:
+        container.close()
+        raise AudioDecodeError("The file contains no audio stream.")
+    return container, container.streams.audio[0]
 
 
 def _resampler() -> av.AudioResampler:

@@ -23,7 +23,7 @@ from .audio import SAMPLE_RATE, Audio, AudioDecodeError, decode_range
 from .engines import Aborted
 from .resilience import retry_transient
 from .storage import AudioNotFoundError, InvalidKeyError
-from .tasks import PROGRESS_INTERVAL_S, Runtime, app
+from .tasks import Runtime, app, run_reporting
 from .text import normalize_language
 
 __all__ = ["LongAudio", "needs_split", "split_file", "transcribe_piece", "PIECE_TASK"]
@@ -168,18 +168,10 @@ async def _run_piece(rt: Runtime, context: JobContext, claim: db.PieceClaim) -> 
             should_abort=should_abort,
         )
 
-    fut = asyncio.ensure_future(asyncio.to_thread(work))
-    fut.add_done_callback(lambda f: f.cancelled() or f.exception())
-    reported = 0.0
     try:
-        while True:
-            done, _ = await asyncio.wait({fut}, timeout=PROGRESS_INTERVAL_S)
-            if progress["value"] > reported and not done:
-                reported = progress["value"]
-                await db.best_effort(db.set_piece_progress(rt.pool, claim, min(reported, 0.99)))
-            if done:
-                break
-        transcript = fut.result()
+        transcript = await run_reporting(
+            work, progress, lambda p: db.best_effort(db.set_piece_progress(rt.pool, claim, p))
+        )
     except _Permanent as exc:
         log.warning("Piece %d of %s failed: %s", idx, task_id, exc)
         await db.fail_transcription(rt.pool, task_id, claim.generation, str(exc))

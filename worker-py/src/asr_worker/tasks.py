@@ -64,6 +64,22 @@ class Runtime:
         return self.registry.worker_id
 
 
+async def run_reporting(work, progress: dict, report):
+    """Run ``work`` in a thread and return its result (or raise its exception); meanwhile, every
+    PROGRESS_INTERVAL_S, ``await report(p)`` when ``progress["value"]`` grew (p at most 0.99)."""
+    fut = asyncio.ensure_future(asyncio.to_thread(work))
+    # If this coroutine is cancelled, the thread still ends (at its next abort check): retrieve its outcome.
+    fut.add_done_callback(lambda f: f.cancelled() or f.exception())
+    reported = 0.0
+    while True:
+        done, _ = await asyncio.wait({fut}, timeout=PROGRESS_INTERVAL_S)
+        if done:
+            return fut.result()
+        if progress["value"] > reported:
+            reported = progress["value"]
+            await report(min(reported, 0.99))
+
+
 class _Permanent(Exception):
     """An input error no retry can fix: the row fails with this message."""
 
@@ -141,19 +157,11 @@ async def _run(rt: Runtime, context: JobContext, claim: db.Claim) -> dict:
             should_abort=should_abort,
         )
 
-    fut = asyncio.ensure_future(asyncio.to_thread(work))
-    # If this coroutine is cancelled, the thread still ends (at its next abort check): retrieve its outcome.
-    fut.add_done_callback(lambda f: f.cancelled() or f.exception())
-    reported = 0.0
+    def report(p: float):
+        return db.best_effort(db.set_progress(rt.pool, task_id, claim.attempts, p))
+
     try:
-        while True:
-            done, _ = await asyncio.wait({fut}, timeout=PROGRESS_INTERVAL_S)
-            if progress["value"] > reported and not done:
-                reported = progress["value"]
-                await db.best_effort(db.set_progress(rt.pool, task_id, claim.attempts, min(reported, 0.99)))
-            if done:
-                break
-        transcript = fut.result()
+        transcript = await run_reporting(work, progress, report)
         if isinstance(transcript, pieces.LongAudio):  # long file: cut into pieces that every batch worker takes
             return await pieces.split_file(rt, claim, transcript.audio, should_abort)
     except _Permanent as exc:

@@ -23,6 +23,7 @@ import numpy as np
 from ..audio import SAMPLE_RATE
 from ..text import has_cjk, join_texts, to_simplified
 from .base import AbortCheck, Aborted, EngineError, ProgressCallback, Segment, Transcript
+from .streaming import FunasrStreamingPartials
 from .vad import FsmnVad, SpeechSpan
 
 __all__ = ["OnnxEngine", "OnnxStreamingPartials", "model_kind", "quantized_files", "build_sentences"]
@@ -422,7 +423,7 @@ def build_sentences(
     return out
 
 
-class OnnxStreamingPartials:
+class OnnxStreamingPartials(FunasrStreamingPartials):
     """Partials of the ONNX engine: paraformer-online fed every chunk, with this session's cache.
 
     funasr-onnx keeps the online frontend's state on the model object, so each session gets a
@@ -432,36 +433,18 @@ class OnnxStreamingPartials:
     def __init__(self, model, new_frontend, lock: threading.Lock):
         self._shared = model
         self._new_frontend = new_frontend
-        self.lock = lock
+        super().__init__(model, lock)
         self.reset()
 
     def reset(self) -> None:
+        super().reset()
         self.model = copy.copy(self._shared)
         self.model.frontend = self._new_frontend()
-        self.cache: dict = {}
-        self.text = ""
-        self._changed = False
-        self.model_s = 0.0
 
-    def feed(self, pcm: np.ndarray, *, is_final: bool = False) -> None:
-        t0 = time.perf_counter()
-        with self.lock:
-            res = self.model(
-                np.ascontiguousarray(pcm, dtype=np.float32), param_dict={"cache": self.cache, "is_final": is_final}
-            )
-        self.model_s += time.perf_counter() - t0
-        piece = ""
+    def _step(self, pcm: np.ndarray, is_final: bool) -> list[str]:
+        res = self.model(pcm, param_dict={"cache": self.cache, "is_final": is_final})
+        out = []
         for r in res or []:
             preds = r.get("preds", "")
-            piece += str(preds[0] if isinstance(preds, (tuple, list)) else preds)
-        piece = to_simplified(piece)
-        if piece:
-            self.text = join_texts([self.text, piece]) if not has_cjk(piece) else self.text + piece
-            self._changed = True
-
-    def poll(self, sentence: np.ndarray, *, language: str | None, pending: bool, force: bool = False):
-        if not self._changed or (pending and not force):
-            return None
-        self._changed = False
-        model_s, self.model_s = self.model_s, 0.0
-        return self.text, model_s
+            out.append(str(preds[0] if isinstance(preds, (tuple, list)) else preds))
+        return out

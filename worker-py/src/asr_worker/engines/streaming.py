@@ -203,23 +203,25 @@ class FunasrStreamingPartials:
     def feed(self, pcm: np.ndarray, *, is_final: bool = False) -> None:
         t0 = time.perf_counter()
         with self.lock:
-            res = self.model.generate(
-                input=np.ascontiguousarray(pcm, dtype=np.float32),
-                cache=self.cache,
-                is_final=is_final,
-                chunk_size=self.chunk_size,
-                encoder_chunk_look_back=4,
-                decoder_chunk_look_back=1,
-                disable_pbar=True,
-            )
+            texts = self._step(np.ascontiguousarray(pcm, dtype=np.float32), is_final)
         self.model_s += time.perf_counter() - t0
-        piece = ""
-        for r in res or []:
-            piece += str(r.get("text", ""))
-        piece = to_simplified(piece)
+        piece = to_simplified("".join(texts))
         if piece:
             self.text = join_texts([self.text, piece]) if not has_cjk(piece) else self.text + piece
             self._changed = True
+
+    def _step(self, pcm: np.ndarray, is_final: bool) -> list[str]:
+        """One chunk through the streaming model (lock held): the text pieces it produced."""
+        res = self.model.generate(
+            input=pcm,
+            cache=self.cache,
+            is_final=is_final,
+            chunk_size=self.chunk_size,
+            encoder_chunk_look_back=4,
+            decoder_chunk_look_back=1,
+            disable_pbar=True,
+        )
+        return [str(r.get("text", "")) for r in res or []]
 
     def poll(self, sentence: np.ndarray, *, language: str | None, pending: bool, force: bool = False):
         if not self._changed or (pending and not force):
