@@ -13,7 +13,8 @@
    kept fresh by the benchmark stands in, so 1000 live jobs do not swamp a worker).
 6. A 30-minute recording split at silences (ASR_SPLIT_MINUTES=10): wall time (submit to done) with
    one worker, then with two workers sharing its pieces, each worker on one CPU thread; and the
-   speed-up. `tests/bench/bench.py --only=split` runs just this one.
+   speed-up. `tests/bench/bench.py --only=split` runs just this one (`--only=live` the live rows,
+   `--only=engines` the engine comparison).
 7. CPU laptop worker (onnxruntime) against the torch worker: install size, and the real-time factor
    of the ONNX and FunASR engines (and of fsmn-vad alone) on the same files and models
    (worker-py/bench/engine_compare.py, in its own process). `--only=engines` runs just this one.
@@ -275,6 +276,20 @@ def main() -> int:
         return 0
     if "--only=engines" in sys.argv[1:]:
         print_table(engine_rows())
+        return 0
+    if "--only=live" in sys.argv[1:]:
+        db = make_db()
+        store = tmp / "audio"
+        store.mkdir()
+        stack = Stack(db_url=db, store=store, logs=ROOT / "tests" / "artifacts" / "bench")
+        try:
+            stack.start_gateway()
+            stack.start_worker("bench-worker")
+            stack.wait_ready(timeout=600)
+            print_table(live_rows(stack))
+        finally:
+            stack.stop()
+            drop_db(db)
         return 0
     one_mb = tmp / "one_mb.wav"
     write_pcm16(one_mb, (np.random.default_rng(1).standard_normal(524_000) * 800))  # 1.05 MB

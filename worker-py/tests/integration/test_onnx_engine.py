@@ -136,12 +136,17 @@ def test_onnx_graph_decodes_like_the_torch_model(onnx_dirs, speech_dir):
     from asr_worker.engines.onnx_engine import OnnxEngine
 
     clip = decode_audio(speech_dir / "funasr_example_zh.wav").samples[: 16000 * 4]
-    torch_model = AutoModel(
-        model=str(onnx_dirs["src"]["plain"]), device="cpu", disable_update=True, disable_pbar=True, disable_log=True
-    )
     # Both runtimes without dither (kaldi fbank's default adds random noise: with random weights
-    # that flips near-tied tokens from run to run).
-    torch_model.kwargs["frontend"].dither = 0.0
+    # that flips near-tied tokens from run to run). Set at build time: AutoModel restores its
+    # kwargs before each call, so changing the frontend afterwards does not always hold.
+    torch_model = AutoModel(
+        model=str(onnx_dirs["src"]["plain"]),
+        device="cpu",
+        disable_update=True,
+        disable_pbar=True,
+        disable_log=True,
+        frontend_conf={"dither": 0.0},
+    )
     want = torch_model.generate(input=clip)[0]["text"].replace(" ", "")
     e = OnnxEngine(model=onnx_dirs["plain"], quantize="false", cpu_threads=2)
     got, stamps = e._paraformer(clip, "")
