@@ -134,3 +134,40 @@ def test_degenerate_decodes_are_recognised(text, seconds, bad):
     from asr_worker.engines.offline import looks_degenerate
 
     assert looks_degenerate(text, seconds) is bad
+
+
+def test_priority_lock_lets_live_callers_go_before_waiting_batch_chunks():
+    import threading
+    import time
+
+    from asr_worker.engines.base import PriorityLock
+
+    lock = PriorityLock()
+    order: list[str] = []
+    lock.acquire()  # a batch chunk is being decoded
+
+    def batch():
+        with lock:
+            order.append("batch")
+
+    def live():
+        with lock.urgent():
+            order.append("live")
+
+    b = threading.Thread(target=batch)
+    b.start()
+    time.sleep(0.1)  # the next batch chunk waits first ...
+    u = threading.Thread(target=live)
+    u.start()
+    time.sleep(0.1)  # ... then a live partial arrives
+    lock.release()
+    b.join(5)
+    u.join(5)
+    assert order == ["live", "batch"]
+    # An urgent caller that gives up does not block batch callers afterwards.
+    lock.acquire()
+    assert lock.acquire(timeout=0.05, urgent=True) is False
+    lock.release()
+    assert lock.acquire(timeout=1) is True
+    lock.release()
+    assert not lock.locked()

@@ -8,7 +8,6 @@ from __future__ import annotations
 import dataclasses
 import logging
 import os
-import threading
 import time
 import zlib
 from collections.abc import Callable
@@ -18,7 +17,7 @@ import numpy as np
 
 from ..audio import SAMPLE_RATE
 from ..text import is_chinese, join_texts, to_simplified
-from .base import AbortCheck, Aborted, EngineError, ProgressCallback, Segment, Transcript
+from .base import AbortCheck, Aborted, EngineError, PriorityLock, ProgressCallback, Segment, Transcript
 from .models import fsmn_vad_dir, whisper_model_dir
 from .vad import FsmnVad, SpeechSpan, merge_spans
 
@@ -111,7 +110,7 @@ class OfflineEngine:
         self.short_context = short_context
         self.multilingual = bool(self.whisper.model.is_multilingual)
         self.models = {"asr": self.model_name, "vad": "fsmn-vad", "asr_path": str(model_dir), "vad_path": str(vad_dir)}
-        self.lock = threading.Lock()
+        self.lock = PriorityLock()  # live partials and finals go before batch chunks
 
     def transcribe(
         self,
@@ -293,7 +292,7 @@ class OfflineEngine:
         """A live sentence's final: one decode of the whole sentence (the live VAD already cut it)."""
         t0 = time.perf_counter()
         duration = len(samples) / SAMPLE_RATE
-        with self.lock:
+        with self.lock.urgent():
             out = self.decode_short(samples, language=language, hotwords=hotwords)
         segments = [Segment(0.0, round(duration, 3), out.text)] if out.text else []
         return Transcript(

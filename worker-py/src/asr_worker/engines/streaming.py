@@ -32,6 +32,7 @@ __all__ = [
 log = logging.getLogger(__name__)
 
 MS = SAMPLE_RATE // 1000  # samples per millisecond
+PARTIAL_WAIT_S = 5.0  # how long a partial waits for the model while a batch chunk (up to 30 s of audio) is decoded
 
 
 @dataclasses.dataclass(frozen=True)
@@ -163,8 +164,9 @@ class WhisperPartials:
         if have_ms < 300:
             return None
         e = self.engine
-        # Finals first; and never wait behind a long batch decode: try again on the next round.
-        if self.finals_waiting() or not e.lock.acquire(timeout=0.05):
+        # Finals first. Ahead of batch chunks (an urgent acquisition), but not for longer than
+        # PARTIAL_WAIT_S behind the chunk being decoded: then try again on the next round.
+        if self.finals_waiting() or not e.lock.acquire(timeout=PARTIAL_WAIT_S, urgent=True):
             return None
         try:
             t0 = time.perf_counter()
