@@ -8,6 +8,7 @@ import logging
 import os
 import signal
 import sys
+import threading
 import time
 
 from .config import SETTINGS_HELP, ConfigError, Settings, load_settings
@@ -73,7 +74,7 @@ def main(argv: list[str] | None = None) -> int:
         return 2
     _setup_logging(settings)
     if args.command == "run":
-        return asyncio.run(run_worker(settings))
+        return asyncio.run(_run_then_leave(settings))
     return asyncio.run(check(settings))
 
 
@@ -265,6 +266,19 @@ async def run_worker(settings: Settings, *, stop: asyncio.Event | None = None) -
     finally:
         for signum in installed:
             loop.remove_signal_handler(signum)
+
+
+async def _run_then_leave(settings) -> int:
+    """Run the worker; once it has stopped (jobs finished or handed back, registry row gone), leave
+    at once. asyncio.run would otherwise wait for every executor thread, and a decoding thread of
+    a job that was handed back can hold the process for as long as its chunk takes."""
+    code = await run_worker(settings)
+    busy = [t for t in threading.enumerate() if t is not threading.current_thread() and not t.daemon and t.is_alive()]
+    if busy:
+        log.debug("Leaving without joining %d thread(s): %s", len(busy), ", ".join(t.name for t in busy))
+        logging.shutdown()
+        os._exit(code)
+    return code
 
 
 def _wait_for_store(storage, wait_s: float) -> tuple[bool, str]:
