@@ -166,8 +166,8 @@ def main() -> int:
                          "WHERE kind = 'file'")[0]
         jobs = stack.sql("SELECT count(*), count(DISTINCT args->>'task_id') FROM procrastinate_jobs "
                          "WHERE task_name = 'asr.transcribe_file'")[0]
-        seg_bad = stack.sql("""SELECT count(*) FROM (SELECT task_id, count(*) AS n, max(idx) AS m FROM segments
-                               GROUP BY task_id) s WHERE m <> n - 1""")[0][0]
+        seg_bad = stack.sql("""SELECT count(*) FROM (SELECT transcription_id, count(*) AS n, max(idx) AS m FROM segments
+                               GROUP BY transcription_id) s WHERE m <> n - 1""")[0][0]
         empty = stack.sql("SELECT count(*) FROM transcriptions WHERE kind = 'file' AND status = 'done' "
                           "AND coalesce(text, '') = ''")[0][0]
         live_rows = stack.sql("SELECT count(*), count(*) FILTER (WHERE status = 'done' AND audio_key IS NOT NULL) "
