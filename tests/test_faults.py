@@ -26,10 +26,10 @@ from pathlib import Path
 import httpx
 import psycopg
 import pytest
-from conftest import ARTIFACTS, GATEWAY_BIN, ROOT, SPEECH, Stack, free_port, scrubbed_env
+from conftest import ARTIFACTS, GATEWAY_BIN, ROOT, SPEECH, Stack, free_port, scrubbed_env, wait_for
 from prometheus_client.parser import text_string_to_metric_families
 from speech import long_recording
-from test_live import Client, finals_text, wait_for
+from test_live import Client, finals_text
 
 sys.path.insert(0, str(ROOT / "scripts"))
 import devdb  # noqa: E402

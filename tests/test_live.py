@@ -11,7 +11,7 @@ from pathlib import Path
 
 import httpx
 
-from conftest import SPEECH, WSCLIENT, load_transcripts
+from conftest import SPEECH, WSCLIENT, load_transcripts, wait_for
 from speech import error_rate, read_pcm16
 
 JFK = SPEECH / "jfk_en.wav"
@@ -54,16 +54,6 @@ class Client:
 
 def finals_text(msgs: list[dict]) -> str:
     return " ".join(m["text"] for m in msgs if m.get("mode") == "2pass-offline" and m.get("text"))
-
-
-def wait_for(cond, timeout: float, what: str):
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        v = cond()
-        if v:
-            return v
-        time.sleep(0.25)
-    raise AssertionError(f"timed out waiting for {what}")
 
 
 def session_row(stack, sid: str) -> dict:

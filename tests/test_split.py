@@ -15,7 +15,7 @@ from pathlib import Path
 import httpx
 import numpy as np
 
-from conftest import SPEECH, load_transcripts
+from conftest import SPEECH, load_transcripts, wait_for
 from speech import error_rate, normalise_en, read_pcm16, write_pcm16
 
 SR = 16000
@@ -66,16 +66,6 @@ def start_two_workers(stack) -> None:
             return
         time.sleep(0.3)
     raise AssertionError(f"both workers did not become idle: {stack.sql('SELECT id, state, error FROM workers')}")
-
-
-def wait_for(predicate, timeout: float, what: str):
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        value = predicate()
-        if value:
-            return value
-        time.sleep(0.1)
-    raise AssertionError(f"timed out after {timeout} s waiting for {what}")
 
 
 def pieces_of(stack, task: str) -> list[tuple]:

@@ -79,21 +79,6 @@ def install_size(extras: list[str], tmp: Path) -> tuple[int, int]:
             "--no-deps",
             "-r",
             str(req_file),
-        ],
-        check=True,
-        env=env,
-    )
-    subprocess.run(
-        [
-            uv,
-            "pip",
-            "install",
-            "--quiet",
-            "--python",
-            sys.executable,
-            "--target",
-            str(target),
-            "--no-deps",
             str(WORKER),
         ],
         check=True,
